@@ -182,7 +182,7 @@ def _plan_custom(
     monthly = SMTP_MONTHLY * count + (sendgrid_monthly_estimate(sendgrid_limit) if include_sendgrid else 0)
     plan = Plan(
         name=name,
-        tier=Tier.CUSTOM,
+        tier=Tier.CUSTOM.value,
         server_count=count,
         daily_limit_per_server=limit,
         include_sendgrid=bool(include_sendgrid),
@@ -356,7 +356,7 @@ def save_as_preset(*, configuration: Configuration, key: str, name: str) -> Pres
     return Preset.objects.create(
         key=slug,
         name=name or configuration.name,
-        tier=Tier.CUSTOM,
+        tier=Tier.CUSTOM.value,
         position=1000,
         smtp_servers=configuration.server_count,
         daily_limit_per_server=configuration.daily_limit_per_server,

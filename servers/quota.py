@@ -1,0 +1,75 @@
+"""Daily caps, enforced only through conditional UPDATEs.
+
+`reserve` never reads-then-writes a count: the UPDATE's own WHERE clause (used + k <= cap)
+decides, so any number of workers on any number of machines can call it at once on SQLite
+or PostgreSQL without passing the cap. Reservations are taken in blocks for speed and the
+unused part is given back with `release`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from .daytime import sending_day
+from .models import Quota, Server
+
+MAX_ATTEMPTS = 16
+
+
+def sync_cap(server: Server, day: dt.date | None = None) -> Quota:
+    """Create today's row, or move its cap after a change of limit or warm-up day."""
+    day = day or sending_day()
+    cap = server.cap_for(day)
+    updated = Quota.objects.filter(server_id=server.pk, day=day).exclude(cap=cap).update(cap=cap)
+    if not updated:
+        try:
+            with transaction.atomic():
+                Quota.objects.get_or_create(server_id=server.pk, day=day, defaults={"cap": cap})
+        except IntegrityError:
+            pass  # another worker created it a moment ago
+    return Quota.objects.get(server_id=server.pk, day=day)
+
+
+def ensure_rows(servers: list[Server], day: dt.date | None = None) -> dict[int, Quota]:
+    """Today's quota rows for these servers, creating the missing ones in one statement."""
+    day = day or sending_day()
+    rows = {q.server_id: q for q in Quota.objects.filter(server__in=[s.pk for s in servers], day=day)}
+    missing = [Quota(server_id=s.pk, day=day, cap=s.cap_for(day)) for s in servers if s.pk not in rows]
+    if missing:
+        Quota.objects.bulk_create(missing, ignore_conflicts=True)
+        rows = {q.server_id: q for q in Quota.objects.filter(server__in=[s.pk for s in servers], day=day)}
+    return rows
+
+
+def reserve(server: Server, wanted: int, *, day: dt.date | None = None) -> int:
+    """Reserve up to `wanted` sends for today; returns how many were granted (0 when the cap is reached)."""
+    if wanted <= 0:
+        return 0
+    day = day or sending_day()
+    for _ in range(MAX_ATTEMPTS):
+        row = Quota.objects.filter(server_id=server.pk, day=day).values_list("cap", "used").first()
+        if row is None:
+            sync_cap(server, day)
+            continue
+        cap, used = row
+        grant = min(wanted, cap - used)
+        if grant <= 0:
+            return 0
+        if Quota.objects.filter(server_id=server.pk, day=day, used__lte=F("cap") - grant).update(used=F("used") + grant):
+            return grant
+        # Someone else reserved between the read and the UPDATE: read again and retry with what is left.
+    return 0
+
+
+def release(server_id: int, count: int, *, day: dt.date) -> None:
+    """Give back reserved sends that were not used (failed connection, paused campaign, …)."""
+    if count > 0:
+        Quota.objects.filter(server_id=server_id, day=day, used__gte=count).update(used=F("used") - count)
+
+
+def used_today(server_ids: list[int], day: dt.date | None = None) -> dict[int, tuple[int, int]]:
+    day = day or sending_day()
+    return {sid: (used, cap) for sid, used, cap in Quota.objects.filter(server_id__in=server_ids, day=day).values_list("server_id", "used", "cap")}
