@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import dns.exception
 import dns.flags
 import dns.message
-import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdata
