@@ -382,6 +382,9 @@ class Alert(models.Model):
     message = models.TextField()
     dedupe_key = models.CharField(max_length=200, blank=True, db_index=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    # Set when the alert went out inside a digest instead of a mail of its own (rate limit,
+    # or a kind that is never mailed alone). Pending for the digest: both are empty.
+    digested_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
@@ -391,3 +394,22 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"[{self.level}] {self.message[:60]}"
+
+
+class DomainAuthCheck(models.Model):
+    """One look at the sender domain's SPF, DKIM and DMARC records; recommendations read the latest."""
+
+    checked_at = models.DateTimeField(default=timezone.now)
+    domain = models.CharField(max_length=255)
+    dkim_selector = models.CharField(max_length=100, blank=True)
+    spf = models.TextField(null=True, blank=True)
+    dkim = models.TextField(null=True, blank=True)
+    dmarc = models.TextField(null=True, blank=True)
+    problems = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        get_latest_by = "checked_at"
+
+    def __str__(self) -> str:
+        return f"{self.domain} at {self.checked_at:%Y-%m-%d %H:%M}"
