@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+
+from .models import Alert, BlocklistCheck, Configuration, HealthCheck, Preset, Quota, Server, ServerDailyStat, WarmupSchedule
+
+
+class ServerForm(forms.ModelForm):
+    """Secrets are write-only: the form never renders the stored value, and a blank field keeps it."""
+
+    password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave blank to keep the current password.")
+    api_key = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave blank to keep the current key.")
+
+    class Meta:
+        model = Server
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["password"] = ""
+        self.initial["api_key"] = ""
+
+    def clean_password(self):
+        return self.cleaned_data["password"] or (self.instance.password if self.instance.pk else "")
+
+    def clean_api_key(self):
+        return self.cleaned_data["api_key"] or (self.instance.api_key if self.instance.pk else "")
+
+
+@admin.register(Server)
+class ServerAdmin(admin.ModelAdmin):
+    form = ServerForm
+    list_display = ("name", "kind", "host", "port", "ip_address", "region", "priority", "state", "in_pool", "daily_limit", "reputation", "warmup_day_display")
+    list_filter = ("kind", "state", "in_pool", "region", "priority", "warmup_enabled")
+    search_fields = ("name", "host", "ip_address")
+    readonly_fields = ("state_changed_at", "last_health_check_at", "last_health_ok", "consecutive_health_failures", "next_send_at", "created_at")
+
+    @admin.display(description="Warm-up day")
+    def warmup_day_display(self, obj: Server) -> str:
+        return str(obj.warmup_day()) if obj.warmup_enabled else "—"
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "tier", "recommended", "smtp_servers", "daily_limit_per_server", "sendgrid_daily_limit", "emails_per_day", "monthly_cost", "setup_cost", "cost_per_1000", "is_builtin")
+    list_filter = ("tier", "recommended", "is_builtin")
+    search_fields = ("key", "name")
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_builtin:
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(WarmupSchedule)
+class WarmupScheduleAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "unit", "steps", "is_builtin")
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_builtin:
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(Configuration)
+class ConfigurationAdmin(admin.ModelAdmin):
+    list_display = ("name", "tier", "is_active", "server_count", "daily_limit_per_server", "include_sendgrid", "rotation_strategy", "emails_per_day", "monthly_cost", "activated_at")
+    list_filter = ("is_active", "tier", "rotation_strategy")
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    list_display = ("server", "day", "used", "cap")
+    list_filter = ("day",)
+    date_hierarchy = "day"
+
+
+@admin.register(ServerDailyStat)
+class ServerDailyStatAdmin(admin.ModelAdmin):
+    list_display = ("server", "day", "sent", "delivered", "deferred", "bounced", "complained", "failed", "unknown", "reputation")
+    list_filter = ("server",)
+    date_hierarchy = "day"
+
+
+@admin.register(HealthCheck)
+class HealthCheckAdmin(admin.ModelAdmin):
+    list_display = ("server", "checked_at", "ok", "stage", "latency_ms", "error")
+    list_filter = ("ok", "stage", "server")
+
+
+@admin.register(BlocklistCheck)
+class BlocklistCheckAdmin(admin.ModelAdmin):
+    list_display = ("server", "checked_at", "ip_address", "zone", "status", "reason")
+    list_filter = ("status", "zone")
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "level", "kind", "server", "message", "emailed_at", "acknowledged_at", "acknowledged_by")
+    list_filter = ("level", "kind", "acknowledged_at")
