@@ -110,9 +110,16 @@ def encoded_words(text: str) -> list[str]:
         if end >= len(data):
             words.append(_encoded_word(data[start:]))
             return words
-        # Back off to the start of a character: continuation bytes are 0b10xxxxxx.
-        while data[end] & 0xC0 == 0x80:
-            end -= 1
+        # RFC 2047 readers join adjacent encoded-words exactly, but some (Python's own
+        # address parser among them) put a space between them; cutting just after a
+        # space where there is one limits the damage there to a doubled space.
+        space = data.rfind(b" ", start + _ENCODED_WORD_BYTES // 3, end)
+        if space >= 0:
+            end = space + 1
+        else:
+            # Back off to the start of a character: continuation bytes are 0b10xxxxxx.
+            while data[end] & 0xC0 == 0x80:
+                end -= 1
         words.append(_encoded_word(data[start:end]))
         start = end
 
