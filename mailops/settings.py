@@ -185,6 +185,8 @@ else:
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+    for _folder in ("queue", "processed"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -192,6 +194,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_TASK_ROUTES = {"servers.tasks.*": {"queue": "celery"}, "campaigns.tasks.*": {"queue": "celery"}}
+# Sweeps run often and each decides from the active configuration whether it is due, so an
+# operator's interval change takes effect without restarting beat.
+CELERY_BEAT_SCHEDULE = {
+    "dispatch": {"task": "campaigns.tasks.dispatch", "schedule": env.float("DISPATCH_INTERVAL_SECONDS", default=2.0)},
+    "health-sweep": {"task": "servers.tasks.health_sweep", "schedule": 60.0},
+    "blocklist-sweep": {"task": "servers.tasks.blocklist_sweep", "schedule": 300.0},
+    "reputation": {"task": "servers.tasks.reputation_recompute", "schedule": 900.0},
+    "alert-digest": {"task": "servers.tasks.alert_digest", "schedule": 3600.0},
+}
 
 # Sending
 MAILOPS = {
