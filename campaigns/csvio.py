@@ -87,7 +87,8 @@ class _CountingRaw(io.RawIOBase):
     """Replays the sniffed prefix, then streams the rest, counting bytes.
 
     Works on non-seekable uploads, and enforces max_bytes while streaming
-    when the size could not be known up front.
+    when the size could not be known up front. Closing it leaves the
+    caller's upload open.
     """
 
     def __init__(self, prefix: bytes, source: IO[bytes], *, max_bytes: int | None, bytes_read: int) -> None:
@@ -114,10 +115,6 @@ class _CountingRaw(io.RawIOBase):
             raise ImportRejected(_too_big_message(size=None, max_bytes=self._max_bytes))
         buffer[:n] = data
         return n
-
-    def close(self) -> None:
-        # The caller owns the upload; only this view of it is closed.
-        super().close()
 
 
 def _human_size(n: int) -> str:
@@ -255,13 +252,13 @@ class _Layout(NamedTuple):
     first: int | None
     last: int | None
     custom: tuple[tuple[str, int], ...]
-    mapping: dict[str, str]
+    mapping: tuple[tuple[str, str], ...]
 
 
 def _map_header(header: list[str]) -> _Layout:
     found: dict[str, int] = {}
     name_alias = ""
-    mapping: dict[str, str] = {}
+    targets: dict[int, str] = {}
     custom: list[tuple[str, int]] = []
     taken = set(FIELDS)
 
@@ -272,7 +269,7 @@ def _map_header(header: list[str]) -> _Layout:
             slug, n = f"{base}_{n}", n + 1
         taken.add(slug)
         custom.append((slug, index))
-        mapping[header[index]] = f"custom.{slug}"
+        targets[index] = f"custom.{slug}"
 
     for index, title in enumerate(header):
         folded = _fold(title)
@@ -282,7 +279,7 @@ def _map_header(header: list[str]) -> _Layout:
             if field == "name":
                 name_alias = folded
             if field in FIELDS:
-                mapping[title] = field
+                targets[index] = field
                 continue
         # First/last name also stay available as merge fields ({{ first_name }}).
         add_custom(index)
@@ -305,13 +302,16 @@ def _map_header(header: list[str]) -> _Layout:
         first=first if name is None else None,
         last=last if name is None else None,
         custom=tuple(custom),
-        mapping=mapping,
+        mapping=tuple((header[i], targets[i]) for i in range(len(header))),
     )
+
+
+_LOOKS_LIKE_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 def _no_email_message(header: list[str]) -> str:
     columns = ", ".join(h.strip() or "(blank)" for h in header)
-    if any("@" in h for h in header):
+    if any(_LOOKS_LIKE_ADDRESS.fullmatch(h) for h in header):
         return (
             f"The first row looks like data, not column names (columns are: {columns}). "
             "Add a header row such as email,name,company,country as the first line."
@@ -333,7 +333,7 @@ _FAST_ADDRESS = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9](?:[A-Za-z0-
 # invalid R-LDH label, both left to email-validator).
 _PLAIN_DOMAIN = re.compile(r"(?!.*--)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _CASE_INSENSITIVE_LOCALS = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
-_DOMAIN_CACHE_MAX = 100_000
+_DOMAIN_CACHE_MAX = 20_000
 
 
 class _AddressNormalizer:
@@ -406,9 +406,6 @@ class _SeenAddresses:
         self._slots = array("Q", bytes(8 * 1024))
         self._mask = 1023
         self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
 
     def add(self, key: str) -> bool:
         """Add key; True if it was not present."""
@@ -497,9 +494,12 @@ class ProspectReader:
         return self.rows_ok + self.rows_invalid + self.rows_duplicate
 
     @property
-    def mapping(self) -> dict[str, str]:
-        """Header → "email" / "name" / "company" / "country" / "custom.<slug>"."""
-        return dict(self._layout.mapping)
+    def mapping(self) -> list[tuple[str, str]]:
+        """(header, target) per column, in file order.
+
+        Targets are "email", "name", "company", "country" or "custom.<slug>".
+        """
+        return list(self._layout.mapping)
 
     @property
     def custom_fields(self) -> list[str]:

@@ -149,7 +149,7 @@ def test_email_aliases_are_matched_ignoring_case_accents_and_spacing(header):
     rows, errors, reader = read(f"{header},x\nana@example.com,1\n".encode())
     assert errors == []
     assert rows[0].email == "ana@example.com"
-    assert reader.mapping[header.strip()] == "email"
+    assert reader.mapping == [(header.strip(), "email"), ("x", "custom.x")]
 
 
 def test_spanish_headers_map_to_prospect_fields():
@@ -204,7 +204,8 @@ def test_unknown_columns_become_custom_merge_fields_keyed_by_slug():
         "email_2": "other@example.com",
     }
     assert reader.custom_fields == list(rows[0].custom)
-    assert reader.mapping["Job Title"] == "custom.job_title"
+    assert reader.mapping[:2] == [("email", "email"), ("Job Title", "custom.job_title")]
+    assert reader.mapping[-1] == ("Email", "custom.email_2")
 
 
 def test_cells_are_trimmed_and_short_rows_are_padded():
