@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from typing import Any
 
 import dkim as dkimpy
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,7 +61,15 @@ class _FastDKIM(dkimpy.DKIM):
 
     # Mirrors dkimpy 1.1.8 DKIM.gen_header for rsa-sha256 without "standardize";
     # only the line computing ``signature`` differs.
-    def gen_header(self, fields, include_headers, canon_policy, header_name, pk, standardize=False):  # type: ignore[no-untyped-def]
+    def gen_header(
+        self,
+        fields: list[tuple[bytes, bytes]],
+        include_headers: tuple[bytes, ...],
+        canon_policy: Any,
+        header_name: bytes,
+        pk: object,
+        standardize: bool = False,
+    ) -> bytes:
         header_value = b"; ".join(b"=".join(x) for x in fields)
         header_value = dkimpy.fold(header_value, namelen=len(header_name), linesep=b"\r\n")
         header_value = dkimpy.RE_BTAG.sub(b"\\1", header_value)

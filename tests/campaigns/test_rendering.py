@@ -7,6 +7,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from pytest_django.fixtures import SettingsWrapper
 import time_machine
 
 from campaigns.headers import HeaderInjection, InvalidAddress, parse_verp
@@ -97,7 +98,7 @@ def test_text_mode_leaves_values_alone() -> None:
     assert MergeTemplate.compile("{{ name }}", html=False).render({"name": "<b>&</b>"}) == "<b>&</b>"
 
 
-def test_template_tags_and_attribute_lookups_stay_inert_text(settings) -> None:  # type: ignore[no-untyped-def]
+def test_template_tags_and_attribute_lookups_stay_inert_text(settings: SettingsWrapper) -> None:
     source = "{% load static %}{% debug %}{{ settings.SECRET_KEY }}{{ request.user }}{{ name.__class__ }}{{ SECRET_KEY }}"
     template = MergeTemplate.compile(source, html=True)
     rendered = template.render({"name": "Ana"})
@@ -114,7 +115,7 @@ def test_a_merge_value_that_looks_like_a_placeholder_is_not_expanded_again() -> 
 # CompiledMessage: structure
 
 
-def test_a_rendered_campaign_message_has_every_header_well_formed(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_rendered_campaign_message_has_every_header_well_formed(settings: SettingsWrapper) -> None:
     settings.MAILOPS = {**settings.MAILOPS, "PUBLIC_BASE_URL": "https://mail.example.com"}
     rendered = render(compile_campaign())
     message = parse(rendered.data)
@@ -209,7 +210,7 @@ def test_html_merge_values_are_escaped_but_text_ones_are_not() -> None:
     assert "Hi <script>alert(1)</script>" in body(message, "plain")
 
 
-def test_template_code_in_campaign_content_renders_harmlessly(settings) -> None:  # type: ignore[no-untyped-def]
+def test_template_code_in_campaign_content_renders_harmlessly(settings: SettingsWrapper) -> None:
     compiled = compile_campaign(
         subject="{{ settings.SECRET_KEY }} {% now 'Y' %}",
         html="<p>{% load static %}{{ settings.SECRET_KEY }}{{ SECRET_KEY }}{% include 'x.html' %}</p>",

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from pytest_django.fixtures import SettingsWrapper
 from django.core import signing
 
 from campaigns.unsubscribe import (
@@ -60,7 +61,7 @@ def test_a_token_from_another_salt_is_refused() -> None:
     assert read_token(other.sign_object(["jane@example.com", 1, 1])) is None
 
 
-def test_a_token_made_with_another_secret_is_refused(settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_made_with_another_secret_is_refused(settings: SettingsWrapper) -> None:
     settings.SECRET_KEY = "first-secret-" + "x" * 40
     token = make_token(email="jane@example.com", message_id=1, campaign_id=1)
     settings.SECRET_KEY = "second-secret-" + "y" * 40
@@ -79,13 +80,13 @@ def test_making_a_token_needs_an_email_address(bad: object) -> None:
         make_token(email=bad, message_id=1, campaign_id=1)  # type: ignore[arg-type]
 
 
-def test_the_url_is_under_the_public_base_url(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_url_is_under_the_public_base_url(settings: SettingsWrapper) -> None:
     settings.MAILOPS = {**settings.MAILOPS, "PUBLIC_BASE_URL": "https://mail.example.com/"}
     token = make_token(email="jane@example.com", message_id=1, campaign_id=2)
     assert unsubscribe_url(token) == f"https://mail.example.com/u/{token}/"
 
 
-def test_the_mailto_carries_the_token_and_reads_back(settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_mailto_carries_the_token_and_reads_back(settings: SettingsWrapper) -> None:
     settings.MAILOPS = {**settings.MAILOPS, "UNSUBSCRIBE_MAILTO_DOMAIN": "unsub.example.com"}
     token = make_token(email="jane@example.com", message_id=5, campaign_id=None)
     mailto = unsubscribe_mailto(token)
