@@ -32,6 +32,14 @@ def make_relay_server(slot: int, relay: Relay, **fields: Any) -> Server:
     return make_server(slot, host=relay.host, port=relay.port, security=relay.security, verify_tls=False, **fields)
 
 
+def default_schedule() -> WarmupSchedule:
+    # Transactional tests flush the seeded rows, so make the seed's 6-day schedule when it is gone.
+    schedule, _ = WarmupSchedule.objects.get_or_create(
+        key="default-6-day", defaults={"name": "Default 6-day", "steps": [50, 100, 200, 300, 400]}
+    )
+    return schedule
+
+
 def make_configuration(**fields: Any) -> Configuration:
     defaults: dict[str, Any] = {
         "name": "Test pool",
@@ -39,7 +47,7 @@ def make_configuration(**fields: Any) -> Configuration:
         "is_active": True,
         "server_count": 1,
         "daily_limit_per_server": 500,
-        "warmup_schedule": WarmupSchedule.objects.get(key="default-6-day"),
+        "warmup_schedule": default_schedule(),
     }
     defaults.update(fields)
     Configuration.objects.filter(is_active=True).update(is_active=False)
