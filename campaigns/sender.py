@@ -1,0 +1,211 @@
+"""Sending one batch of messages through one server: the heart of the pipeline and of single sends.
+
+`send_batch` receives messages already claimed (status `sending`) with quota already
+reserved for them on `day`. It
+
+1. re-checks the suppression list for the whole batch in one query (invariant 4: a
+   suppressed address is never sent to, even if it was suppressed after dispatch);
+2. builds every message (campaigns/composer.py);
+3. opens ONE connection to the server and sends in order, each message in its own
+   pacing slot (servers/pacing.py) so min_delay holds across every worker;
+4. stops at the first sign that the server, not the message, is at fault (connect,
+   TLS or AUTH failure, 421, SendGrid 401/403/5xx): the server is marked suspect (401
+   and 403 mark it down) and the unsent messages go back to `queued` with no attempt
+   counted, so the next dispatch routes them to another server (failover);
+5. records outcomes in bulk (campaigns/outcomes.py), in chunks during long paced
+   batches so a crash loses little and leases stay fresh;
+6. gives back the quota of every message it did not hand to the server.
+
+The server row is re-read first, and again at every chunk: a server that was paused,
+marked down or blocklisted meanwhile gets no more traffic (invariant 5).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from servers import pacing, quota, state, stats
+from servers.models import Server, ServerKind
+from servers.outcome import Category, Outcome
+from servers.transport_config import transport_config
+from servers.transports.base import Transport, TransportConfig, open_transport
+
+from . import outcomes
+from .composer import Composed, compose
+from .models import Message, MessageStatus
+from .outcomes import Attempt
+from .suppression import suppressed_among
+
+log = logging.getLogger(__name__)
+
+# Record outcomes at least this often during a batch (messages, seconds).
+FLUSH_EVERY = 100
+FLUSH_SECONDS = 20.0
+
+TransportFactory = Callable[[TransportConfig], Transport]
+
+
+@dataclass(slots=True)
+class BatchResult:
+    server_id: int
+    day: dt.date
+    # Per message pk: what the server said, for every message handed to it.
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    # Final statuses written (sent, deferred, bounced, failed, unknown, suppressed, queued).
+    counts: Counter[str] = field(default_factory=Counter)
+    # Not handed to the server because it failed; requeued unless the caller keeps them.
+    unsent: list[Message] = field(default_factory=list)
+    suppressed: list[Message] = field(default_factory=list)
+    refused: list[tuple[Message, str]] = field(default_factory=list)
+    # Why the server was abandoned (connect/TLS/auth failure, 421, …), if it was.
+    server_failure: Outcome | None = None
+    released: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def sent(self) -> int:
+        return self.counts[MessageStatus.SENT]
+
+
+def _fresh(server: Server) -> Server | None:
+    """The server as it is now, or None when it must not send (paused, down, left the pool)."""
+    current = Server.objects.select_related("warmup_schedule").filter(pk=server.pk).first()
+    if current is None or not current.is_sendable:
+        return None
+    return current
+
+
+def abandon_server(server: Server, failure: Outcome, *, day: dt.date) -> None:
+    """React to a server failing at send time: health checks decide the rest."""
+    if server.kind == ServerKind.SENDGRID and failure.code in (401, 403):
+        # The key is wrong or lacks the mail.send scope: nothing will work until an operator fixes it.
+        state.mark_down(server, error=f"SendGrid refused the API key: {failure.summary}")
+    else:
+        state.mark_suspect(server, error=failure.summary)
+    if failure.category is Category.POLICY:
+        stats.record(server.pk, {"policy_blocks": 1}, day=day)
+    log.warning("server %s abandoned for this batch: %s", server.name, failure.summary)
+
+
+def send_batch(
+    *,
+    server: Server,
+    messages: Sequence[Message],
+    day: dt.date,
+    composed: Sequence[Composed] | None = None,
+    requeue_unsent: bool = True,
+    transport_factory: TransportFactory = open_transport,
+) -> BatchResult:
+    """Send claimed messages through `server`; see the module docstring for the steps.
+
+    `composed` lets a caller that tries several servers for the same messages (send_email's
+    failover) build them once. With `requeue_unsent=False` the messages a failed server did
+    not take stay `sending` and are returned in `unsent` for the caller to place.
+    """
+    result = BatchResult(server_id=server.pk, day=day)
+    if composed is not None:
+        messages = [c.message for c in composed]
+    if not messages:
+        return result
+
+    live = _fresh(server)
+    if live is None:
+        result.unsent = list(messages)
+        return _finish(result, server, day, attempts=[], requeue_unsent=requeue_unsent)
+    server = live
+
+    blocked = suppressed_among(m.to_email for m in messages)
+    if blocked:
+        result.suppressed = [m for m in messages if m.to_email.strip().lower() in blocked]
+        messages = [m for m in messages if m.to_email.strip().lower() not in blocked]
+    if composed is None:
+        composed = compose(messages)
+    else:
+        composed = [c for c in composed if c.message.to_email.strip().lower() not in blocked]
+    result.refused = [(c.message, c.refused) for c in composed if c.outgoing is None]
+    ready = [c for c in composed if c.outgoing is not None]
+    if not ready:
+        return _finish(result, server, day, attempts=[], requeue_unsent=requeue_unsent)
+
+    attempts: list[Attempt] = []
+    transport = transport_factory(transport_config(server))
+    try:
+        failure = transport.open()
+        if failure is not None:
+            result.server_failure = failure
+            result.unsent = [c.message for c in ready]
+        else:
+            attempts = _send_all(transport, server, ready, result, day=day)
+    finally:
+        transport.close()
+    if result.server_failure is not None:
+        abandon_server(server, result.server_failure, day=day)
+    return _finish(result, server, day, attempts=attempts, requeue_unsent=requeue_unsent)
+
+
+def _send_all(
+    transport: Transport, server: Server, ready: list[Composed], result: BatchResult, *, day: dt.date
+) -> list[Attempt]:
+    """Send in order over the open transport; returns the attempts not yet recorded."""
+    pending: list[Attempt] = []
+    last_flush = time.monotonic()
+    lease = dt.timedelta(seconds=settings.MAILOPS["LEASE_SECONDS"])
+    for index, item in enumerate(ready):
+        assert item.outgoing is not None
+        if server.min_delay_seconds > 0:
+            # One slot per message, booked just before it leaves: spacing holds across workers,
+            # and a batch that stops early leaves no unused slots behind.
+            pacing.wait_until(pacing.book(server, 1))
+        outcome = transport.send(item.outgoing)
+        if outcome.is_failover:
+            result.server_failure = outcome
+            result.unsent = [c.message for c in ready[index:]]
+            break
+        result.outcomes[item.message.pk] = outcome
+        pending.append(Attempt(item.message, outcome))
+        if len(pending) >= FLUSH_EVERY or time.monotonic() - last_flush >= FLUSH_SECONDS:
+            _count(result, outcomes.record(server=server, day=day, attempts=pending))
+            pending = []
+            last_flush = time.monotonic()
+            rest = [c.message for c in ready[index + 1 :]]
+            outcomes.extend_lease(rest, until=timezone.now() + lease)
+            if rest and _fresh(server) is None:
+                # Paused, down or blocklisted while we were sending: not one more message.
+                result.unsent = rest
+                break
+    return pending
+
+
+def _count(result: BatchResult, recorded: outcomes.Recorded) -> None:
+    result.counts.update(recorded.statuses)
+
+
+def _finish(
+    result: BatchResult, server: Server, day: dt.date, *, attempts: list[Attempt], requeue_unsent: bool
+) -> BatchResult:
+    recorded = outcomes.record(
+        server=server,
+        day=day,
+        attempts=attempts,
+        requeued=result.unsent if requeue_unsent else (),
+        suppressed=result.suppressed,
+        refused=result.refused,
+    )
+    _count(result, recorded)
+    # Everything the server never saw gives its reservation back, so the cap stays usable.
+    not_attempted = len(result.unsent) + len(result.suppressed) + len(result.refused)
+    if not_attempted:
+        quota.release(server.pk, not_attempted, day=day)
+        result.released = not_attempted
+    return result

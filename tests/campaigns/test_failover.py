@@ -1,0 +1,156 @@
+"""send_batch against real loopback relays: one connection per batch, failover when a
+server is down, refuses AUTH or drops the connection, and every message delivered once."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from campaigns.models import Message, MessageStatus
+from campaigns.sender import send_batch
+from servers import quota
+from servers.daytime import sending_day
+from servers.models import Server, ServerState
+from servers.relay import Fault
+from servers.rotation import load_pool
+from tests.support.engine import claim, make_campaign, make_config, make_server, recipients_of
+
+pytestmark = pytest.mark.django_db
+
+EMAILS = [f"person{i}@example.com" for i in range(6)]
+
+
+def dispatch_until_done(*, rounds: int = 10) -> None:
+    """A minimal dispatcher: route every queued message through the pool, reserve, send.
+
+    Enough to watch failover happen across batches without the real pipeline."""
+    day = sending_day()
+    for _ in range(rounds):
+        queued = list(Message.objects.filter(status=MessageStatus.QUEUED).order_by("pk"))
+        if not queued:
+            return
+        pool = load_pool(day=day)
+        by_server: dict[int, list[Message]] = {}
+        for message in queued:
+            slot = pool.pick(message.region)
+            if slot is None:
+                return
+            by_server.setdefault(slot.id, []).append(message)
+        for server_id, messages in by_server.items():
+            server = Server.objects.get(pk=server_id)
+            granted = quota.reserve(server, len(messages), day=day)
+            messages = messages[:granted]
+            Message.objects.filter(pk__in=[m.pk for m in messages]).update(status=MessageStatus.SENDING, server=server)
+            for m in messages:
+                m.status = MessageStatus.SENDING
+            send_batch(server=server, messages=messages, day=day)
+
+
+def test_it_sends_a_batch_over_one_connection(relay):
+    server = make_server(relay)
+    campaign = make_campaign(EMAILS)
+    messages = claim(campaign, server=server)
+    day = sending_day()
+    assert quota.reserve(server, len(messages), day=day) == len(messages)
+
+    result = send_batch(server=server, messages=messages, day=day)
+
+    assert result.sent == len(EMAILS)
+    assert sorted(recipients_of(relay)) == sorted(EMAILS)
+    assert relay.counters["connections"] == 1
+    campaign.refresh_from_db()
+    assert campaign.sent == len(EMAILS)
+    rows = Message.objects.filter(campaign=campaign)
+    assert {m.status for m in rows} == {MessageStatus.SENT}
+    assert all(m.message_id.startswith("<") and m.attempts == 1 for m in rows)
+    assert quota.used_today([server.pk], day)[server.pk][0] == len(EMAILS)
+
+
+def test_it_fails_over_when_a_relay_is_down(relay_factory):
+    down = relay_factory(name="down")
+    up = relay_factory(name="up")
+    dead = make_server(down, name="A dead")
+    alive = make_server(up, name="B alive")
+    make_config()
+    down.set_down()
+    campaign = make_campaign(EMAILS)
+    Message.objects.bulk_create(
+        [Message(campaign=campaign, to_email=e, status=MessageStatus.QUEUED) for e in EMAILS]
+    )
+
+    dispatch_until_done()
+
+    assert sorted(recipients_of(up)) == sorted(EMAILS)
+    assert Counter(recipients_of(up)) == Counter(EMAILS)  # exactly once each
+    dead.refresh_from_db()
+    assert dead.suspect_until is not None
+    assert quota.used_today([dead.pk])[dead.pk][0] == 0  # reservations given back
+    assert not Message.objects.exclude(status=MessageStatus.SENT).exists()
+    assert Message.objects.filter(server=alive).count() == len(EMAILS)
+    assert all(m.attempts == 1 for m in Message.objects.all())
+
+
+def test_it_fails_over_when_a_relay_refuses_auth(relay_factory):
+    strict = relay_factory(name="strict", username="mailer", password="right")
+    other = relay_factory(name="other")
+    refused = make_server(strict, name="A refuses", username="mailer", password="wrong")
+    make_server(other, name="B other")
+    make_config()
+    campaign = make_campaign(EMAILS)
+    Message.objects.bulk_create([Message(campaign=campaign, to_email=e) for e in EMAILS])
+
+    dispatch_until_done()
+
+    assert strict.messages == []
+    assert Counter(recipients_of(other)) == Counter(EMAILS)
+    refused.refresh_from_db()
+    assert refused.suspect_until is not None
+    assert refused.state == ServerState.ACTIVE  # suspect only; health checks decide "down"
+
+
+def test_it_fails_over_when_the_connection_drops_mid_session(relay_factory):
+    flaky = relay_factory(name="flaky")
+    steady = relay_factory(name="steady")
+    make_server(flaky, name="A flaky")
+    make_server(steady, name="B steady")
+    make_config()
+    # Two messages go through, then the relay cuts every connection at MAIL FROM, so the
+    # transport's one reconnect fails too and the rest of the batch must move.
+    flaky.queue_faults(Fault.NONE, Fault.NONE, Fault.DROP, Fault.DROP, Fault.DROP, Fault.DROP)
+    campaign = make_campaign(EMAILS)
+    Message.objects.bulk_create([Message(campaign=campaign, to_email=e) for e in EMAILS])
+
+    dispatch_until_done()
+
+    delivered = recipients_of(flaky) + recipients_of(steady)
+    assert Counter(delivered) == Counter(EMAILS)
+    assert len(recipients_of(flaky)) >= 1
+    assert len(recipients_of(steady)) >= 1
+    assert not Message.objects.exclude(status=MessageStatus.SENT).exists()
+
+
+def test_an_unknown_outcome_after_data_is_recorded_and_not_resent(relay_factory):
+    lossy = relay_factory(name="lossy")
+    other = relay_factory(name="other")
+    make_server(lossy, name="A lossy")
+    make_server(other, name="B other")
+    make_config()
+    lossy.queue_faults(Fault.DROP_AFTER_DATA)
+    campaign = make_campaign(EMAILS[:1])
+    Message.objects.bulk_create([Message(campaign=campaign, to_email=EMAILS[0])])
+
+    dispatch_until_done()
+
+    message = Message.objects.get()
+    assert message.status == MessageStatus.UNKNOWN
+    assert message.attempts == 1
+    assert "no reply after the message was sent" in message.reply_text
+    # The relay did get it once; nobody sent it again.
+    assert recipients_of(lossy) == [EMAILS[0]]
+    assert recipients_of(other) == []
+    campaign.refresh_from_db()
+    assert campaign.unknown == 1
+    from servers.models import ServerDailyStat
+
+    assert ServerDailyStat.objects.get(server__name="A lossy").unknown == 1
