@@ -46,6 +46,8 @@ class ImportRejected(Exception):
         self.message = message
 
 
+# `line` is the physical line where the row starts; the header is line 1 and a
+# quoted value with line breaks advances it, as a text editor would count.
 class ProspectRow(NamedTuple):
     line: int
     email: str
@@ -672,11 +674,17 @@ def open_prospect_reader(binary_file: IO[bytes], *, max_bytes: int | None) -> Pr
         io.BufferedReader(raw, buffer_size=_PREFIX_BYTES), encoding=encoding, errors=_FALLBACK_ERRORS, newline=""
     )
     rows = csv.reader(text, delimiter=delimiter)
-    for header in rows:
-        if any(cell.strip() for cell in header):
-            break
-    else:
-        raise ImportRejected(_EMPTY_MESSAGE)
+    try:
+        for header in rows:
+            if any(cell.strip() for cell in header):
+                break
+        else:
+            raise ImportRejected(_EMPTY_MESSAGE)
+    except csv.Error as exc:
+        raise ImportRejected(
+            f"The header row could not be read as CSV ({exc}). Check the first line for an unclosed double quote, "
+            f"or {_SAVE_AS_CSV[0].lower()}{_SAVE_AS_CSV[1:]}"
+        ) from exc
     header = [cell.strip() for cell in header]
 
     reader = ProspectReader(

@@ -535,3 +535,19 @@ def test_a_10000_row_file_with_bad_rows_duplicates_a_bom_and_latin1_gives_exact_
     )
     assert by_line[first_line_of["user6@example.com"]].name == "Muñoz,\r\nMaría 6"
     assert first_line_of["user9@example.com"] == 12
+
+
+def test_an_unreadable_header_is_rejected_with_the_fix():
+    data = b'"email' + b"x" * 200_000 + b"\nana@example.com\n"
+    message = rejection(data)
+    assert message.startswith("The header row could not be read as CSV")
+    assert "unclosed double quote" in message
+
+
+def test_an_oversized_value_is_a_row_error_and_reading_goes_on():
+    data = b"email,notes\n" + b"a@example.com," + b"n" * 200_000 + b"\nb@example.com,ok\n"
+    rows, errors, reader = read(data)
+    assert [e.line for e in errors] == [2]
+    assert "could not be read as CSV" in errors[0].reason
+    assert [(r.line, r.email) for r in rows] == [(3, "b@example.com")]
+    assert (reader.rows_total, reader.rows_invalid) == (2, 1)
