@@ -449,12 +449,12 @@ class CompiledMessage:
             if not unsubscribe_token:
                 raise ValueError("list_unsubscribe is on, so render() needs an unsubscribe_token")
             url = unsubscribe_url(unsubscribe_token)
-            list_unsubscribe = f"<{url}>, <{unsubscribe_mailto(unsubscribe_token)}>"
+            mailto = unsubscribe_mailto(unsubscribe_token)
             context["unsubscribe_url"] = url
             # Folded after the comma; the URIs themselves must stay whole.
-            header_lines.append(f"List-Unsubscribe: <{url}>,\r\n <{unsubscribe_mailto(unsubscribe_token)}>")
+            header_lines.append(f"List-Unsubscribe: <{url}>,\r\n <{mailto}>")
             header_lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
-            headers["List-Unsubscribe"] = list_unsubscribe
+            headers["List-Unsubscribe"] = f"<{url}>, <{mailto}>"
             headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         else:
             context["unsubscribe_url"] = ""
