@@ -213,8 +213,11 @@ def _send(subject: str, body: str, recipients: list[str]) -> bool:
     return True
 
 
-def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0][:150]
+def _first_line(text: str, limit: int = 150) -> str:
+    line = (text.strip().splitlines() or [""])[0]
+    if len(line) <= limit:
+        return line
+    return line[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 # -- signal receivers (connected in ServersConfig.ready) ----------------------------------
