@@ -14,7 +14,7 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import quota
@@ -43,9 +43,9 @@ class Slot:
 class _RoundRobin:
     __slots__ = ("slots", "i")
 
-    def __init__(self, slots: list[Slot]):
+    def __init__(self, slots: list[Slot], start: int = 0):
         self.slots = list(slots)
-        self.i = 0
+        self.i = start % len(slots) if slots else 0
 
     def take(self) -> Slot | None:
         slots = self.slots
@@ -111,10 +111,11 @@ class _BestPerformance:
 
     __slots__ = ("tiers",)
 
-    def __init__(self, slots: list[Slot]):
+    def __init__(self, slots: list[Slot], start: int = 0):
         ordered = sorted(slots, key=lambda s: -round(s.reputation, 1))
         self.tiers = [
-            _RoundRobin(list(group)) for _, group in itertools.groupby(ordered, key=lambda s: round(s.reputation, 1))
+            _RoundRobin(list(group), start)
+            for _, group in itertools.groupby(ordered, key=lambda s: round(s.reputation, 1))
         ]
         self.tiers.reverse()  # best tier at the end, so an exhausted tier pops in O(1)
 
@@ -127,14 +128,14 @@ class _BestPerformance:
         return None
 
 
-def _picker(strategy: str, slots: list[Slot], rng: random.Random):
+def _picker(strategy: str, slots: list[Slot], rng: random.Random, start: int):
     if strategy == RotationStrategy.RANDOM:
         return _Random(slots, rng)
     if strategy == RotationStrategy.LEAST_USED:
         return _LeastUsed(slots)
     if strategy == RotationStrategy.BEST_PERFORMANCE:
-        return _BestPerformance(slots)
-    return _RoundRobin(slots)
+        return _BestPerformance(slots, start)
+    return _RoundRobin(slots, start)
 
 
 class Pool:
@@ -147,7 +148,10 @@ class Pool:
         strategy: str = RotationStrategy.ROUND_ROBIN,
         strict_routing: bool = False,
         rng: random.Random | None = None,
+        start: int = 0,
     ):
+        """`start` is where the cycles begin: snapshots taken one after another must not all
+        begin with the same server, or one pick per snapshot (a single send) is never rotated."""
         self.strategy = strategy
         self.strict_routing = strict_routing
         self.slots = {s.id: s for s in slots}
@@ -157,9 +161,9 @@ class Pool:
             if slot.cap > 0:
                 groups.setdefault((slot.priority, slot.region), []).append(slot)
         self.priorities = sorted({p for p, _ in groups})
-        self.pickers = {key: _picker(strategy, group, rng) for key, group in groups.items()}
+        self.pickers = {key: _picker(strategy, group, rng, start) for key, group in groups.items()}
         self._regions_by_priority = {p: [r for (q, r) in groups if q == p] for p in self.priorities}
-        self._spread = itertools.count()
+        self._spread = itertools.count(start)
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -222,6 +226,7 @@ def load_pool(
     day = day or sending_day()
     if config is None:
         config = Configuration.objects.filter(is_active=True).first()
+    start = _advance_cursor(config) if config else 0
     servers = eligible_servers()
     rows = quota.ensure_rows(servers, day)
     slots = [
@@ -245,4 +250,13 @@ def load_pool(
         strategy=config.rotation_strategy if config else RotationStrategy.ROUND_ROBIN,
         strict_routing=config.strict_routing if config else False,
         rng=rng,
+        start=start,
     )
+
+
+def _advance_cursor(config: Configuration) -> int:
+    """Move the shared round-robin cursor one step; every worker's next snapshot starts further on."""
+    if config.rotation_strategy not in (RotationStrategy.ROUND_ROBIN, RotationStrategy.BEST_PERFORMANCE):
+        return 0
+    Configuration.objects.filter(pk=config.pk).update(rr_cursor=F("rr_cursor") + 1)
+    return Configuration.objects.filter(pk=config.pk).values_list("rr_cursor", flat=True).first() or 0
