@@ -46,7 +46,8 @@ _BLOCKLIST = re.compile(
 _NO_SUCH_USER = re.compile(
     r"user\s+unknown|unknown\s+user|no\s+such\s+(?:user|mailbox|recipient|address|account)"
     r"|mailbox\s+unavailable|mailbox\s+not\s+found|recipient\s+not\s+found|address\s+not\s+found"
-    r"|does\s*(?:not|n'?t)\s+(?:exist|have\s+an?\s+\S+\s+account)|doesn'?t\s+exist|not\s+a\s+valid\s+(?:user|mailbox|recipient)"
+    r"|does\s*(?:not|n'?t)\s+(?:exist|have\s+an?\s+\S+\s+account)|doesn'?t\s+exist"
+    r"|not\s+a\s+valid\s+(?:user|mailbox|recipient)"
     r"|invalid\s+(?:recipient|mailbox|user)|unknown\s+(?:recipient|mailbox|address)|recipient\s+unknown"
     r"|no\s+mailbox\s+here|account\s+(?:has\s+been\s+)?(?:disabled|deleted|closed)|is\s+not\s+a\s+known\s+user",
     re.IGNORECASE,

@@ -143,7 +143,8 @@ REPLIES = [
     ("outlook-ip-reputation-rate-limit", 451,
      "451 4.7.650 The mail server [192.0.2.10] has been temporarily rate limited due to IP reputation. For "
      "e-mail delivery information, see https://postmaster.live.com (S775) "
-     "[Name=Protocol Filter Agent][AGT=PFA][MxId=11B9B2E8A5C38715] [DM6NAM11FT012.eop-nam11.prod.protection.outlook.com]",
+     "[Name=Protocol Filter Agent][AGT=PFA][MxId=11B9B2E8A5C38715] "
+     "[DM6NAM11FT012.eop-nam11.prod.protection.outlook.com]",
      "rcpt", D, POLICY, "4.7.650"),
     ("exchange-online-banned-ip", 550,
      "550 5.7.606 Access denied, banned sending IP [192.0.2.10]. To request removal from this list please visit "
