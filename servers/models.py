@@ -321,6 +321,9 @@ class ServerDailyStat(models.Model):
     delivered = models.PositiveIntegerField(default=0)
     deferred = models.PositiveIntegerField(default=0)
     bounced = models.PositiveIntegerField(default=0)
+    # Of `sent`, those later reported undeliverable (an asynchronous bounce, a SendGrid
+    # bounce or drop). They are in `bounced` too; delivered = sent - returned.
+    returned = models.PositiveIntegerField(default=0)
     complained = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     unknown = models.PositiveIntegerField(default=0)
