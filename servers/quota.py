@@ -61,7 +61,22 @@ def reserve(server: Server, wanted: int, *, day: dt.date | None = None) -> int:
         if Quota.objects.filter(server_id=server.pk, day=day, used__lte=F("cap") - grant).update(used=F("used") + grant):
             return grant
         # Someone else reserved between the read and the UPDATE: read again and retry with what is left.
-    return 0
+    return _reserve_locked(server, wanted, day)
+
+
+def _reserve_locked(server: Server, wanted: int, day: dt.date) -> int:
+    """Under heavy contention, take the row lock and settle it: never report 0 while quota is left."""
+    with transaction.atomic():
+        row = Quota.objects.select_for_update().filter(server_id=server.pk, day=day).values_list("cap", "used").first()
+        if row is None:
+            return 0
+        grant = min(wanted, row[0] - row[1])
+        if grant <= 0:
+            return 0
+        updated = Quota.objects.filter(server_id=server.pk, day=day, used__lte=F("cap") - grant).update(
+            used=F("used") + grant
+        )
+        return grant if updated else 0
 
 
 def release(server_id: int, count: int, *, day: dt.date) -> None:
