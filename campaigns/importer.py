@@ -1,0 +1,300 @@
+"""Running an ImportJob: stream the stored upload through campaigns/csvio into the list, in chunks.
+
+The file is never loaded whole: csvio reads it in 64 KB pieces and this module writes
+every CHUNK_ROWS prospects in one transaction together with the job's counters, so the
+progress the dashboard polls is always what is really in the database.
+
+Whole-file problems (not a CSV, no email column, empty, too big) are all found by
+`open_prospect_reader` before the first row is yielded, so a rejected file imports
+nothing. Row problems are stored as ImportRowError and the good rows still import.
+
+Merging: an address already in the list (or repeated in the file) is not a new
+prospect. The later row only fills the fields that are still empty (name, company,
+country, and custom fields missing or blank); it never overwrites what is there.
+Addresses on the suppression list are not imported at all and are counted as suppressed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .csvio import ImportRejected, ProspectRow, RowError, open_prospect_reader, write_error_report as _write_errors
+from .csvio import write_prospects_csv
+from .models import ImportJob, ImportRowError, Prospect, ProspectList, Suppression
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 5000
+COPY_BLOCK = 1024 * 1024
+BASE_COLUMNS = ["email", "name", "company", "country"]
+Status = ImportJob.Status
+
+
+def max_bytes() -> int:
+    return int(getattr(settings, "IMPORT_MAX_BYTES", 200 * 1024 * 1024))
+
+
+def _size_message(limit: int) -> str:
+    return (
+        f"The file is larger than the {limit / (1024 * 1024):.0f} MB import limit. "
+        "Split it into smaller files (for example 100,000 rows each, keeping the header row in every part) "
+        "and import them one by one."
+    )
+
+
+# --- storing an upload -----------------------------------------------------------------------
+
+
+def upload_dir() -> Path:
+    return Path(settings.MEDIA_ROOT) / "imports"
+
+
+def store_upload(*, prospect_list: ProspectList, upload: IO[bytes], filename: str, user: Any = None) -> ImportJob:
+    """Copy an upload to disk block by block (stopping at the size limit) and create its job."""
+    directory = upload_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{uuid.uuid4().hex}.csv"
+    limit = max_bytes()
+    size = 0
+    too_big = False
+    with open(path, "wb") as out:
+        while True:
+            block = upload.read(COPY_BLOCK)
+            if not block:
+                break
+            size += len(block)
+            if size > limit:
+                too_big = True
+                break
+            out.write(block)
+    job = ImportJob(
+        prospect_list=prospect_list,
+        filename=(filename or "upload.csv")[:255],
+        stored_path=str(path),
+        total_bytes=size,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    if too_big:
+        path.unlink(missing_ok=True)
+        job.stored_path = ""
+        job.status = Status.REJECTED
+        job.error = _size_message(limit)
+        job.finished_at = timezone.now()
+    job.save()
+    return job
+
+
+def job_for_file(*, prospect_list: ProspectList, path: str | os.PathLike[str], user: Any = None) -> ImportJob:
+    """A job reading a file already on this machine (the importprospects command): no copy is made."""
+    path = Path(path).resolve()
+    return ImportJob.objects.create(
+        prospect_list=prospect_list,
+        filename=path.name[:255],
+        stored_path=str(path),
+        total_bytes=path.stat().st_size,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+# --- running a job ----------------------------------------------------------------------------
+
+
+def _finish(job: ImportJob, **fields: Any) -> ImportJob:
+    fields.setdefault("finished_at", timezone.now())
+    ImportJob.objects.filter(pk=job.pk).update(**fields)
+    job.refresh_from_db()
+    return job
+
+
+def run_import(
+    *, job_id: int | None = None, job: ImportJob | None = None, on_progress: Callable[[ImportJob], None] | None = None
+) -> ImportJob:
+    """Run a pending job to its end (done, rejected or failed); a job already taken is left alone."""
+    if job is None:
+        job = ImportJob.objects.get(pk=job_id)
+    now = timezone.now()
+    if not ImportJob.objects.filter(pk=job.pk, status=Status.PENDING).update(status=Status.RUNNING, started_at=now):
+        job.refresh_from_db()
+        return job
+    job.refresh_from_db()
+    try:
+        return _run(job, on_progress)
+    except Exception as exc:
+        log.exception("import job %s failed", job.pk)
+        _finish(job, status=Status.FAILED, error=f"The import stopped on an internal error ({type(exc).__name__}); "
+                                                  "the rows counted as imported are in the list. Try the file again.")
+        raise
+
+
+def _run(job: ImportJob, on_progress: Callable[[ImportJob], None] | None) -> ImportJob:
+    path = Path(job.stored_path)
+    if not job.stored_path or not path.is_file():
+        return _finish(job, status=Status.FAILED, error="The uploaded file is no longer on the server; upload it again.")
+    size = path.stat().st_size
+    if size > max_bytes():
+        return _finish(job, status=Status.REJECTED, error=_size_message(max_bytes()), total_bytes=size)
+    with open(path, "rb") as stream:
+        try:
+            # The size is known and checked, so the reader cannot reject the file half-way.
+            reader = open_prospect_reader(stream, max_bytes=None)
+        except ImportRejected as exc:
+            return _finish(job, status=Status.REJECTED, error=exc.message, total_bytes=size)
+        writer = _ChunkWriter(job)
+        rows: list[ProspectRow] = []
+        errors: list[RowError] = []
+        for item in reader:
+            if type(item) is ProspectRow:
+                rows.append(item)
+                if len(rows) >= CHUNK_ROWS:
+                    writer.write(rows, errors, reader)
+                    rows, errors = [], []
+                    if on_progress is not None:
+                        on_progress(writer.job)
+            else:
+                errors.append(item)
+                if len(errors) >= CHUNK_ROWS:
+                    writer.write(rows, errors, reader)
+                    rows, errors = [], []
+        writer.write(rows, errors, reader)
+    count = Prospect.objects.filter(prospect_list_id=job.prospect_list_id).count()
+    ProspectList.objects.filter(pk=job.prospect_list_id).update(prospect_count=count)
+    job = _finish(job, status=Status.DONE, bytes_read=size, total_bytes=size)
+    if on_progress is not None:
+        on_progress(job)
+    return job
+
+
+class _ChunkWriter:
+    """Writes one chunk of rows and errors, with the job's counters, in one transaction."""
+
+    def __init__(self, job: ImportJob) -> None:
+        self.job = job
+        self.list_id = job.prospect_list_id
+        self.duplicates_merged = 0
+        self.imported = 0
+        self.suppressed = 0
+        self.invalid = 0
+        qn = connection.ops.quote_name
+        columns = ("prospect_list_id", "email", "name", "company", "country", "custom", "created_at")
+        self.insert_sql = (
+            f"INSERT INTO {qn(Prospect._meta.db_table)} ({', '.join(qn(c) for c in columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING"
+        )
+
+    def write(self, rows: list[ProspectRow], errors: list[RowError], reader: Any) -> None:
+        with transaction.atomic():
+            if rows:
+                self._write_rows(rows)
+            if errors:
+                ImportRowError.objects.bulk_create(
+                    [ImportRowError(job_id=self.job.pk, line=e.line, reason=e.reason[:500], raw=e.raw) for e in errors],
+                    batch_size=1000,
+                )
+                self.invalid += len(errors)
+            self.job.bytes_read = reader.bytes_read
+            self.job.rows_total = reader.rows_total
+            self.job.rows_imported = self.imported
+            self.job.rows_duplicate = reader.rows_duplicate + self.duplicates_merged
+            self.job.rows_invalid = reader.rows_invalid
+            self.job.rows_suppressed = self.suppressed
+            ImportJob.objects.filter(pk=self.job.pk).update(
+                bytes_read=self.job.bytes_read,
+                rows_total=self.job.rows_total,
+                rows_imported=self.job.rows_imported,
+                rows_duplicate=self.job.rows_duplicate,
+                rows_invalid=self.job.rows_invalid,
+                rows_suppressed=self.job.rows_suppressed,
+            )
+
+    def _write_rows(self, rows: list[ProspectRow]) -> None:
+        emails = [r.email for r in rows]
+        suppressed = set(
+            Suppression.objects.filter(email__in=list({e.lower() for e in emails})).values_list("email", flat=True)
+        )
+        existing = {
+            p["email"]: p
+            for p in Prospect.objects.filter(prospect_list_id=self.list_id, email__in=emails).values(
+                "pk", "email", "name", "company", "country", "custom"
+            )
+        }
+        now = timezone.now()
+        fresh: list[tuple[Any, ...]] = []
+        merged: list[Prospect] = []
+        for row in rows:
+            if suppressed and row.email.lower() in suppressed:
+                self.suppressed += 1
+                continue
+            current = existing.get(row.email)
+            if current is None:
+                fresh.append((self.list_id, row.email, row.name[:200], row.company[:200], row.country[:100],
+                              json.dumps(row.custom, ensure_ascii=False), now))
+                continue
+            self.duplicates_merged += 1
+            update = _merge(current, row)
+            if update is not None:
+                merged.append(update)
+        if fresh:
+            with connection.cursor() as cursor:
+                cursor.executemany(self.insert_sql, fresh)
+            self.imported += len(fresh)
+            ProspectList.objects.filter(pk=self.list_id).update(prospect_count=F("prospect_count") + len(fresh))
+        if merged:
+            Prospect.objects.bulk_update(merged, ["name", "company", "country", "custom"], batch_size=500)
+
+
+def _merge(current: dict[str, Any], row: ProspectRow) -> Prospect | None:
+    """The existing prospect with its empty fields filled from `row`, or None when nothing changes."""
+    changed = False
+    values = {}
+    for field, limit in (("name", 200), ("company", 200), ("country", 100)):
+        value = current[field]
+        new = getattr(row, field)
+        if not value and new:
+            value, changed = new[:limit], True
+        values[field] = value
+    custom = dict(current["custom"] or {})
+    for key, new in row.custom.items():
+        if new and not custom.get(key):
+            custom[key] = new
+            changed = True
+    if not changed:
+        return None
+    return Prospect(pk=current["pk"], custom=custom, **values)
+
+
+# --- reports and export -----------------------------------------------------------------------
+
+
+def row_errors(job: ImportJob) -> Iterator[RowError]:
+    for line, reason, raw in job.row_errors.order_by("line", "pk").values_list("line", "reason", "raw").iterator(
+        chunk_size=2000
+    ):
+        yield RowError(line, reason, raw)
+
+
+def write_error_report(job: ImportJob, fileobj: IO[str]) -> int:
+    """The downloadable CSV of bad rows: line, reason, raw (spreadsheet-safe)."""
+    return _write_errors(row_errors(job), fileobj)
+
+
+def export_list_csv(prospect_list: ProspectList, fileobj: IO[str]) -> int:
+    """Write the list as CSV (email, name, company, country, then every custom field); formulas are neutralised."""
+    prospects = Prospect.objects.filter(prospect_list=prospect_list).order_by("pk")
+    keys: dict[str, None] = {}
+    for custom in prospects.values_list("custom", flat=True).iterator(chunk_size=5000):
+        if custom:
+            keys.update(dict.fromkeys(k for k in custom if k not in keys))
+    columns = BASE_COLUMNS + [k for k in keys if k not in BASE_COLUMNS]
+    rows = prospects.values("email", "name", "company", "country", "custom").iterator(chunk_size=5000)
+    return write_prospects_csv(rows, fileobj, columns=columns)
