@@ -23,6 +23,7 @@ import datetime
 import functools
 import ipaddress
 import itertools
+import logging
 import os
 import random
 import ssl
@@ -71,6 +72,15 @@ LOCAL_PART_REPLIES = {
 }
 
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
+
+
+class _QuietDeprecation(logging.Filter):
+    # aiosmtpd 1.4 logs this warning itself on every successful AUTH.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "login_data is deprecated" not in record.getMessage()
+
+
+logging.getLogger("mail.log").addFilter(_QuietDeprecation())
 
 
 class Fault(StrEnum):
@@ -332,6 +342,8 @@ class Relay:
         self._scripted: deque[Fault] = deque()
         self._messages: deque[ReceivedMessage] = deque(maxlen=memory_limit)
         self._counters: Counter[str] = Counter()
+        self._peers: list[str] = []
+        self._helo_names: list[str] = []
         self._file_numbers = itertools.count(1)
         self._hooks = _Hooks(self)
         self._connections: set[_RelaySMTP] = set()
@@ -382,6 +394,11 @@ class Relay:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    @property
+    def security(self) -> Security:
+        with self._lock:
+            return self._settings.security
 
     @property
     def is_down(self) -> bool:
@@ -466,10 +483,24 @@ class Relay:
         with self._lock:
             return Counter(self._counters)
 
+    @property
+    def peers(self) -> list[str]:
+        """The client IP of every connection, in order."""
+        with self._lock:
+            return list(self._peers)
+
+    @property
+    def helo_names(self) -> list[str]:
+        """The EHLO/HELO name in force at each MAIL FROM, in order."""
+        with self._lock:
+            return list(self._helo_names)
+
     def clear(self) -> None:
         with self._lock:
             self._messages.clear()
             self._counters.clear()
+            self._peers.clear()
+            self._helo_names.clear()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
         """The messages once at least `count` have arrived; raises TimeoutError otherwise."""
@@ -545,7 +576,10 @@ class Relay:
             self._count("tls")
             return
         self._connections.add(connection)
-        self._count("connections")
+        peer = connection.session.peer if connection.session is not None else None
+        with self._lock:
+            self._counters["connections"] += 1
+            self._peers.append(str(peer[0]) if isinstance(peer, tuple) else str(peer))
 
     def _connection_lost(self, connection: _RelaySMTP) -> None:
         self._connections.discard(connection)
@@ -614,6 +648,7 @@ class Relay:
     ) -> str:
         with self._lock:
             auth_needed = self._settings.username is not None
+            self._helo_names.append(session.host_name or "")
         if auth_needed and not session.authenticated:
             self._count("unauthenticated")
             return AUTH_REQUIRED
