@@ -237,20 +237,30 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["mailops.permissions.IsOperatorOrReadOnly"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "mailops.api_lists.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
-        "rest_framework.filters.SearchFilter",
+        "mailops.api_lists.AliasOrderingFilter",
+        "mailops.api_lists.NulSafeSearchFilter",
     ],
     "EXCEPTION_HANDLER": "mailops.api_errors.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["mailops.throttling.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("API_RATE_PER_TOKEN", default="6000/minute"),
         "login": env.str("LOGIN_RATE", default="10/minute"),
     },
 }
+
+# Sign-in failures allowed per username+address and per address within the window (mailops/throttling.py).
+LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=50)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+# Only behind a proxy that overwrites X-Forwarded-For; otherwise a client picks its own address.
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
+
+# /metrics answers a scraper presenting "Authorization: Bearer <METRICS_TOKEN>" (or a signed-in user).
+METRICS_TOKEN = Path(env.str("METRICS_TOKEN_FILE")).read_text().strip() if env.str("METRICS_TOKEN_FILE", default="") else env.str("METRICS_TOKEN", default="")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "mailops API",
