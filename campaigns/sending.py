@@ -57,6 +57,7 @@ class SendReport:
     region: str = ""
     slot: Slot | None = None
     quota_left: int | None = None
+    quota_cap: int | None = None
     outcome: Outcome | None = None
     tried: list[Tried] = field(default_factory=list)
 
@@ -224,7 +225,8 @@ def _deliver(report: SendReport, pool: Pool, composed: Composed, *, day: dt.date
             report.slot = slot
             report.outcome = outcome
             used = quota.used_today([server.pk], day).get(server.pk)
-            report.quota_left = used[1] - used[0] if used else None
+            if used is not None:
+                report.quota_left, report.quota_cap = used[1] - used[0], used[1]
             message.refresh_from_db()
             report.response = _response(message, slot, outcome)
             return report
