@@ -79,6 +79,15 @@ def _body(parsed: EmailMessage | None, subtype: str) -> str:
     return content if isinstance(content, str) else ""
 
 
+def _address[E: (From, To, ReplyTo)](cls: type[E], address: str, name: str | None) -> E:
+    # Set the fields directly: the helper's own parsing turns anything without an "@"
+    # into a display name and drops the address, so SendGrid could not judge it.
+    result = cls()
+    result.email = address
+    result.name = name or None
+    return result
+
+
 def build_mail(message: OutgoingMessage) -> dict[str, Any]:
     """The JSON body for /v3/mail/send.
 
@@ -96,7 +105,11 @@ def build_mail(message: OutgoingMessage) -> dict[str, Any]:
     html = message.html or _body(parsed, "html")
     reply_to = message.reply_to or (str(parsed["reply-to"] or "") if parsed is not None else "")
 
-    mail = Mail(from_email=From(from_email, from_name or None), to_emails=To(message.recipient), subject=subject)
+    mail = Mail(
+        from_email=_address(From, from_email, from_name),
+        to_emails=_address(To, message.recipient, None),
+        subject=subject,
+    )
     # SendGrid wants text/plain before text/html; an empty message still needs a body.
     if text or not html:
         mail.add_content(Content("text/plain", text or " "))
@@ -104,7 +117,7 @@ def build_mail(message: OutgoingMessage) -> dict[str, Any]:
         mail.add_content(Content("text/html", html))
     if reply_to:
         reply_name, reply_email = parseaddr(reply_to)
-        mail.reply_to = ReplyTo(reply_email or reply_to, reply_name or None)
+        mail.reply_to = _address(ReplyTo, reply_email or reply_to, reply_name)
 
     headers: dict[str, str] = {}
     if parsed is not None:

@@ -117,7 +117,10 @@ class FakeSendGrid:
         self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-sendgrid", daemon=True)
+        # A short poll keeps stop() quick; shutdown() waits for the next poll.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-sendgrid", daemon=True
+        )
         self._thread.start()
         return self.url
 
