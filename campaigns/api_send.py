@@ -165,6 +165,7 @@ class SendView(APIView):
             record.delete()
             raise
         except Exception:
+            log.exception("send with %s %r failed unexpectedly", IDEMPOTENCY_HEADER, key)
             # The message may exist and be retried by the pipeline: never let this key send it twice.
             IdempotencyKey.objects.filter(pk=record.pk).update(
                 response={"success": False, "error": "internal error; the message may still be delivered by a retry",

@@ -3,6 +3,7 @@ server is down, refuses AUTH or drops the connection, and every message delivere
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 import pytest
@@ -11,7 +12,7 @@ from campaigns.models import Message, MessageStatus
 from campaigns.sender import send_batch
 from servers import quota
 from servers.daytime import sending_day
-from servers.models import Server, ServerState
+from servers.models import RotationStrategy, Server, ServerState
 from servers.relay import Fault
 from servers.rotation import load_pool
 from tests.support.engine import claim, make_campaign, make_config, make_server, recipients_of
@@ -133,9 +134,9 @@ def test_it_fails_over_when_the_connection_drops_mid_session(relay_factory):
 def test_an_unknown_outcome_after_data_is_recorded_and_not_resent(relay_factory):
     lossy = relay_factory(name="lossy")
     other = relay_factory(name="other")
-    make_server(lossy, name="A lossy")
-    make_server(other, name="B other")
-    make_config()
+    make_server(lossy, name="A lossy", reputation=99.0)
+    make_server(other, name="B other", reputation=90.0)
+    make_config(strategy=RotationStrategy.BEST_PERFORMANCE)  # the lossy relay is certain to be tried
     lossy.queue_faults(Fault.DROP_AFTER_DATA)
     campaign = make_campaign(EMAILS[:1])
     Message.objects.bulk_create([Message(campaign=campaign, to_email=EMAILS[0])])
@@ -154,3 +155,94 @@ def test_an_unknown_outcome_after_data_is_recorded_and_not_resent(relay_factory)
     from servers.models import ServerDailyStat
 
     assert ServerDailyStat.objects.get(server__name="A lossy").unknown == 1
+
+
+def test_a_server_paused_after_dispatch_gets_no_traffic(relay):
+    server = make_server(relay)
+    messages = claim(make_campaign(EMAILS[:3]), server=server)
+    day = sending_day()
+    quota.reserve(server, 3, day=day)
+    Server.objects.filter(pk=server.pk).update(state=ServerState.PAUSED_BLOCKLISTED)
+
+    result = send_batch(server=server, messages=messages, day=day)
+
+    assert relay.messages == []
+    assert relay.counters["connections"] == 0
+    assert len(result.unsent) == 3
+    assert set(Message.objects.values_list("status", flat=True)) == {MessageStatus.QUEUED}
+    assert quota.used_today([server.pk], day)[server.pk][0] == 0
+
+
+@pytest.fixture
+def sendgrid_server(settings, sendgrid_api):
+    from tests.support.engine import make_sendgrid
+
+    settings.MAILOPS = {**settings.MAILOPS, "SENDGRID_API_HOST": sendgrid_api.url}
+    return make_sendgrid(sendgrid_api)
+
+
+def test_sendgrid_replies_become_outcomes(sendgrid_api, sendgrid_server):
+    from tests.support.sendgrid_server import Reply
+
+    sendgrid_api.queue(
+        Reply(202),
+        Reply(429, {"errors": [{"message": "too many requests"}]}, headers={"Retry-After": "3600"}),
+        Reply(400, {"errors": [{"field": "content", "message": "content value must be a string"}]}),
+        Reply(drop=True),
+    )
+    emails = ["ok@example.com", "slow@example.com", "bad@example.com", "lost@example.com"]
+    messages = claim(make_campaign(emails), server=sendgrid_server)
+    day = sending_day()
+    quota.reserve(sendgrid_server, 4, day=day)
+
+    send_batch(server=sendgrid_server, messages=messages, day=day)
+
+    rows = {m.to_email: m for m in Message.objects.all()}
+    assert rows["ok@example.com"].status == MessageStatus.SENT
+    assert rows["slow@example.com"].status == MessageStatus.DEFERRED
+    assert rows["slow@example.com"].next_attempt_at - rows["slow@example.com"].first_attempt_at >= dt.timedelta(
+        minutes=59
+    )
+    assert rows["bad@example.com"].status == MessageStatus.FAILED
+    assert "content value must be a string" in rows["bad@example.com"].reply_text
+    assert rows["lost@example.com"].status == MessageStatus.UNKNOWN
+    assert len(sendgrid_api.sends()) == 4  # the lost one was not sent again
+    first = sendgrid_api.sends()[0].json
+    assert first["custom_args"]["mailops_message"] == str(rows["ok@example.com"].pk)
+    assert first["custom_args"]["mailops_message_id"] == rows["ok@example.com"].message_id
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_send_batch_paces_a_server_across_concurrent_batches(relay):
+    import threading
+    from pathlib import Path
+
+    from django.db import connections
+
+    delay = 0.2
+    server = make_server(relay, min_delay=delay)
+    messages = claim(make_campaign([f"p{i}@example.com" for i in range(9)]), server=server)
+    day = sending_day()
+    quota.reserve(server, 9, day=day)
+    errors: list[BaseException] = []
+
+    def worker(batch: list[Message]) -> None:
+        try:
+            send_batch(server=server, messages=batch, day=day)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(messages[i::3],)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not errors, errors
+    assert Message.objects.filter(status=MessageStatus.SENT).count() == 9
+    names = [p.name for p in Path(relay.maildir, "new").iterdir()]
+    times = sorted(float(".".join(n.split(".")[:2])) for n in names)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= delay - 0.05, gaps
