@@ -137,9 +137,9 @@ def record(
         message.reply_code = outcome.code
         message.enhanced_status = outcome.enhanced[:12]
         message.reply_text = text
-        if status == MessageStatus.SENT:
-            message.sent_at = now
-        elif status == MessageStatus.DEFERRED:
+        # sent_at may hold the dispatcher's "handed to the server" mark; only sent mail keeps one.
+        message.sent_at = now if status == MessageStatus.SENT else None
+        if status == MessageStatus.DEFERRED:
             message.next_attempt_at = now + retry_delay(message.attempts, outcome.retry_after)
         updated.append(message)
         events.append(
@@ -169,7 +169,7 @@ def record(
         # No attempt is counted: the server failed, not the message. The next dispatch routes
         # them to another server (failover).
         Message.objects.filter(pk__in=requeue_ids, status=MessageStatus.SENDING).update(
-            status=MessageStatus.QUEUED, server=None, lease_expires_at=None, next_attempt_at=now
+            status=MessageStatus.QUEUED, server=None, lease_expires_at=None, next_attempt_at=now, sent_at=None
         )
         result.statuses[MessageStatus.QUEUED] += len(requeue_ids)
 
@@ -292,6 +292,7 @@ def defer_unsent(messages: Sequence[Message], *, reason: str, retry_at: dt.datet
             lease_expires_at=None,
             next_attempt_at=retry_at,
             reply_text=reason,
+            sent_at=None,
         )
 
 

@@ -93,6 +93,7 @@ def validate_request(
     from_: str | None,
     reply_to: str | None,
     headers: Mapping[str, str] | None,
+    from_name: str = "",
 ) -> dict[str, Any]:
     """The payload to store on the Message, or DomainError naming the bad field."""
     to_name, to_email = _address(to, field_name="to", what="recipient")
@@ -101,10 +102,13 @@ def validate_request(
     _check("subject", subject)
     if not (html or "").strip() and not (text or "").strip():
         raise DomainError("write an html body, a text body, or both", field="html")
+    if from_name:
+        _check("from", from_name)
     if from_:
-        from_name, from_email = _address(from_, field_name="from", what="sender")
+        parsed_name, from_email = _address(from_, field_name="from", what="sender")
+        from_name = from_name or parsed_name
     else:
-        from_name, from_email = "", settings.DEFAULT_FROM_EMAIL
+        from_email = settings.DEFAULT_FROM_EMAIL
     reply = _address(reply_to, field_name="replyTo", what="reply-to address")[1] if reply_to else ""
     clean_headers: dict[str, str] = {}
     for name, value in (headers or {}).items():
@@ -145,11 +149,15 @@ def send_email(
     reply_to: str | None = None,
     headers: Mapping[str, str] | None = None,
     user: Any = None,
+    from_name: str = "",
 ) -> dict[str, Any]:
     """Send one message now. Returns `{"success": True, "server", "messageId", "ipAddress"}` or
-    `{"success": False, "error", "retryAt"}`; raises DomainError for bad input or a suppressed recipient."""
+    `{"success": False, "error", "retryAt"}`; raises DomainError for bad input or a suppressed recipient.
+
+    `from_` may be "Name <address>"; `from_name` sets the display name when the address is bare."""
     return send_email_report(
-        to=to, subject=subject, html=html, text=text, from_=from_, reply_to=reply_to, headers=headers, user=user
+        to=to, subject=subject, html=html, text=text, from_=from_, reply_to=reply_to, headers=headers, user=user,
+        from_name=from_name,
     ).response
 
 
@@ -164,10 +172,12 @@ def send_email_report(
     headers: Mapping[str, str] | None = None,
     user: Any = None,
     rng: random.Random | None = None,
+    from_name: str = "",
 ) -> SendReport:
     """send_email, with the decisions behind the result."""
     payload = validate_request(
-        to=to, subject=subject, html=html, text=text, from_=from_, reply_to=reply_to, headers=headers
+        to=to, subject=subject, html=html, text=text, from_=from_, reply_to=reply_to, headers=headers,
+        from_name=from_name,
     )
     to_email = payload.pop("to_email")
     to_name = payload.pop("to_name")

@@ -68,6 +68,15 @@ def test_it_returns_the_seeds_shape_and_the_relay_gets_the_message(relay):
     assert message.campaign is None and message.payload["subject"] == "Welcome"
 
 
+def test_a_display_name_can_be_given_apart_from_a_bare_address(relay):
+    make_server(relay)
+    make_config()
+    assert send(from_="sales@example.com", from_name="Ventas, S.A.")["success"] is True
+    parsed = email.message_from_bytes(relay.messages[0].data, policy=email.policy.default)
+    assert parsed["From"].addresses[0].display_name == "Ventas, S.A."
+    assert parsed["From"].addresses[0].addr_spec == "sales@example.com"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
@@ -98,6 +107,7 @@ def test_bad_input_is_refused_with_the_field(relay, kwargs, field):
         ({"reply_to": "help@example.com\rBcc: victim@example.com"}, "replyTo"),
         ({"headers": {"X-Note": "ok\r\nBcc: victim@example.com"}}, "headers"),
         ({"headers": {"X-Bad\r\nBcc": "victim@example.com"}}, "headers"),
+        ({"from_": "team@example.com", "from_name": "Team\r\nBcc: victim@example.com"}, "from"),
     ],
 )
 def test_header_injection_is_refused(relay, kwargs, field):
