@@ -268,3 +268,23 @@ def test_the_healthcheck_command_prints_a_table(relay_factory):
     assert lines[1].startswith("SMTP Server 1")
     assert lines[1].split()[3:5] == ["active", "yes"]
     assert lines[2].split()[3:6] == ["active", "NO", "connect"]
+
+
+def test_the_health_task_runs_one_sweep_of_the_due_servers(relay):
+    from servers import tasks
+
+    make_configuration()
+    make_relay_server(1, relay)
+
+    assert tasks.health_sweep() == {"checked": 1, "failed": 0, "down": 0, "up": 0}
+    assert tasks.health_sweep()["checked"] == 0
+
+
+def test_every_monitoring_task_is_registered_and_scheduled_by_beat():
+    from mailops.celery import app
+    from servers import tasks
+
+    app.loader.import_default_modules()
+    for entry in tasks.BEAT_SCHEDULE.values():
+        assert entry["task"] in app.tasks
+        assert entry["task"] in {e["task"] for e in django_settings.CELERY_BEAT_SCHEDULE.values()}
