@@ -15,6 +15,9 @@ Matching, most trustworthy first:
 The address suppressed is always the matched message's recipient, never an address
 the report names.
 
+The listener also takes unsubscribes mailed to the List-Unsubscribe mailto address
+(u-<signed token>@UNSUBSCRIBE_MAILTO_DOMAIN): the token names the address.
+
 Processing runs in a worker thread (the ORM is synchronous) before the final reply, so a
 report we failed to record gets a 451 and the remote MTA tries again later.
 """
@@ -41,6 +44,7 @@ from . import events
 from .dsn import Report, ReportRecipient, normalize_message_id, parse_report
 from .headers import parse_verp
 from .models import DeliveryEvent, Message
+from .unsubscribe import read_token, token_from_mailto_address
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,39 @@ class Intake:
 
 def bounce_domain() -> str:
     return settings.MAILOPS["BOUNCE_DOMAIN"].strip().lower().rstrip(".")
+
+
+def unsubscribe_domain() -> str:
+    return settings.MAILOPS.get("UNSUBSCRIBE_MAILTO_DOMAIN", "").strip().lower().rstrip(".")
+
+
+def _domain_of(address: str) -> str:
+    return address.strip().strip("<>").rpartition("@")[2].lower().rstrip(".")
+
+
+def handle_mailto_unsubscribe(address: str) -> Intake:
+    """An unsubscribe mailed to the List-Unsubscribe mailto (u-<signed token>@UNSUBSCRIBE_MAILTO_DOMAIN).
+
+    The signed token names the address, so the mail's content and sender do not matter:
+    whoever holds the message may unsubscribe its recipient, as with the one-click URL.
+    """
+    token = token_from_mailto_address(address)
+    claim = read_token(token) if token else None
+    if claim is None:
+        return Intake("unmatched", detail="not a valid unsubscribe token")
+    message = Message.objects.filter(pk=claim.message_id).first() if claim.message_id is not None else None
+    if message is not None and message.to_email.strip().lower() != claim.email.strip().lower():
+        message = None
+    digest = hashlib.sha256(claim.email.strip().lower().encode()).hexdigest()[:32]
+    event = events.record_event(
+        message,
+        Kind.UNSUBSCRIBED,
+        source="mailto",
+        email=claim.email,
+        external_id=f"mailto:{claim.message_id or ''}:{digest}",
+        text=f"unsubscribe mailed to the List-Unsubscribe address (campaign {claim.campaign_id or '-'})",
+    )
+    return Intake("recorded" if event else "duplicate", Kind.UNSUBSCRIBED, message.pk if message else None)
 
 
 def handle_report(raw: bytes, *, envelope_to: str = "") -> Intake:
@@ -184,8 +221,10 @@ class BounceHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        if address.rpartition("@")[2].lower().rstrip(".") != bounce_domain():
-            return "550 5.1.1 Not a bounce address here"
+        domain = _domain_of(address)
+        mailto = domain == unsubscribe_domain() and token_from_mailto_address(address) is not None
+        if domain != bounce_domain() and not mailto:
+            return "550 5.1.1 Not a bounce or unsubscribe address here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -205,7 +244,10 @@ class BounceHandler:
 def _process(data: bytes, rcpt: str) -> Intake:
     close_old_connections()
     try:
-        result = handle_report(data, envelope_to=rcpt)
+        if _domain_of(rcpt) == bounce_domain():
+            result = handle_report(data, envelope_to=rcpt)
+        else:
+            result = handle_mailto_unsubscribe(rcpt)
         log.info("report for %s: %s %s %s", rcpt, result.outcome, result.kind, result.detail)
         return result
     finally:

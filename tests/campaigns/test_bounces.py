@@ -283,3 +283,28 @@ def test_an_out_of_office_reply_is_not_a_report():
 
     assert bounces.handle_report(raw, envelope_to=verp).outcome == "not-a-report"
     assert not DeliveryEvent.objects.exists()
+
+
+def test_an_unsubscribe_mailed_to_the_list_unsubscribe_address_suppresses_the_recipient(listener, settings):
+    from campaigns.unsubscribe import make_token, unsubscribe_mailto
+
+    settings.MAILOPS = {**settings.MAILOPS, "UNSUBSCRIBE_MAILTO_DOMAIN": "unsubscribe.example.com"}
+    message = sent_message("leaving@example.org")
+    address = unsubscribe_mailto(make_token(email=message.to_email, message_id=message.pk, campaign_id=None))
+    address = address.removeprefix("mailto:").split("?")[0]
+    raw = b"From: leaving@example.org\r\nTo: " + address.encode() + b"\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n"
+
+    deliver(listener, raw, address)
+    deliver(listener, raw, address)
+
+    assert Suppression.objects.get().reason == Suppression.Reason.UNSUBSCRIBE
+    assert DeliveryEvent.objects.get(message=message).kind == "unsubscribed"
+
+
+def test_a_forged_unsubscribe_token_unsubscribes_nobody(settings):
+    settings.MAILOPS = {**settings.MAILOPS, "UNSUBSCRIBE_MAILTO_DOMAIN": "unsubscribe.example.com"}
+
+    result = bounces.handle_mailto_unsubscribe("u-WyJ2aWN0aW1AZXhhbXBsZS5vcmciLG51bGwsbnVsbF0.forged@unsubscribe.example.com")
+
+    assert result.outcome == "unmatched"
+    assert not Suppression.objects.exists()
