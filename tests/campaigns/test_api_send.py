@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authtoken.models import Token
 
 from campaigns.models import IdempotencyKey, Message
 from tests.support.engine import make_config, make_server
 
-# Mounted as mailops/urls.py mounts it (under /api/), without the rest of the project.
-urlpatterns = [
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/", include("campaigns.send_urls")),
-]
-
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 
 URL = "/api/send/"
 BODY = {"to": "ana@example.com", "subject": "Welcome", "html": "<p>Hi</p>", "text": "Hi"}
