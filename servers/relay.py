@@ -248,6 +248,9 @@ class _RelaySMTP(SMTP):
                 if self.transport is not None:
                     self.transport.close()
                 return
+        if self.reply_kind in ("mail", "rcpt") and self._reader._buffer:  # type: ignore[attr-defined]
+            # The client sent its next command before hearing this reply: pipelining.
+            self.relay._count("pipelined")
         final_line = text[3:4] != "-"
         is_354 = text.startswith("354")
         if final_line and not is_354:
@@ -276,6 +279,17 @@ class _Hooks:
     async def handle_DATA(self, server: _RelaySMTP, session: Session, envelope: Envelope) -> str:
         return self.relay._on_data(server, envelope)
 
+    async def handle_EHLO(
+        self, server: _RelaySMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # With a hook, aiosmtpd leaves recording the client's name to us.
+        session.host_name = hostname
+        if self.relay.pipelining:
+            # aiosmtpd reads commands one line at a time from a stream, so it copes with
+            # pipelined input; it only never says so.
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_RSET(self, server: _RelaySMTP, session: Session, envelope: Envelope) -> str:
         server.fault = Fault.NONE
         self.relay._count("rsets")
@@ -291,6 +305,7 @@ class _Settings:
     faults: Faults
     overrides: dict[str, str] = field(default_factory=dict)
     greeting: str | None = None
+    pipelining: bool = True
 
 
 class Relay:
@@ -314,6 +329,7 @@ class Relay:
         faults: Faults | None = None,
         overrides: Mapping[str, str] | None = None,
         greeting: str | None = None,
+        pipelining: bool = True,
         seed: int | None = None,
         memory_limit: int | None = None,
         hostname: str = "relay.mailops.test",
@@ -334,6 +350,7 @@ class Relay:
             faults=faults or Faults(),
             overrides={k.lower(): v for k, v in (overrides or {}).items()},
             greeting=greeting,
+            pipelining=pipelining,
         )
         self._lock = threading.Lock()
         self._fault_rng = random.Random(seed)
@@ -394,6 +411,16 @@ class Relay:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+    @property
+    def pipelining(self) -> bool:
+        with self._lock:
+            return self._settings.pipelining
+
+    def set_pipelining(self, offered: bool) -> None:
+        """Offer PIPELINING (RFC 2920) in EHLO, as Postfix and most relays do, or not."""
+        with self._lock:
+            self._settings.pipelining = offered
 
     @property
     def security(self) -> Security:
@@ -479,7 +506,8 @@ class Relay:
     def counters(self) -> Counter[str]:
         """Counts of what happened: connections, tls, auth_ok, auth_failed, messages, rsets,
         rcpt_deferred, rcpt_rejected, data_deferred, data_rejected, drops, drops_after_data,
-        slow_replies, unauthenticated, greeting_refusals."""
+        slow_replies, unauthenticated, greeting_refusals, and pipelined (MAIL and RCPT replies
+        sent while the client's next command was already waiting)."""
         with self._lock:
             return Counter(self._counters)
 

@@ -1,20 +1,26 @@
-"""Sending over SMTP with aiosmtplib, behind a synchronous face.
+"""Sending over SMTP, behind a synchronous face.
 
 Celery tasks are synchronous, so each SmtpTransport owns a private event loop and runs
 every call to completion on it, in the caller's thread: no loop is created per message
 and no thread is crossed. One connection carries the whole batch.
 
-Each message is one transaction, MAIL, RCPT, DATA and the payload, one command at a
-time. The transaction is written out here rather than with aiosmtplib's `sendmail`
-because what a lost connection means depends on exactly where it was lost:
+aiosmtplib sets the session up: connect, EHLO, STARTTLS, AUTH, where its handling of TLS
+and the AUTH mechanisms earns its keep. The connection is then handed to `_Wire`, a
+small protocol of our own that sends the mail transactions. It exists for two reasons:
 
-* before the payload was written, the relay cannot have taken the message, so the
-  transport reconnects once and sends it again;
-* after the payload was written, the relay may have queued it and only its reply was
-  lost. That message is UNKNOWN and is never sent again by the transport.
+* PIPELINING (RFC 2920). When the server offers it, MAIL, RCPT and DATA leave in one
+  write and their replies are read together, so a message costs two round trips
+  instead of four. aiosmtplib reads one reply per command and can lose replies that
+  arrive together, so it cannot pipeline.
+* Where a lost connection happened decides what it means, so the transaction is written
+  out step by step:
+  - before the payload was written, the relay cannot have taken the message, so the
+    transport reconnects once and sends it again;
+  - after the payload was written, the relay may have queued it and only its reply was
+    lost. That message is UNKNOWN and is never sent again by the transport.
 
-RSET is sent only before a transaction that follows one left open (a refused RCPT or
-DATA). After a final reply the server has already reset its state (RFC 5321 4.1.1.4),
+RSET is sent only before a transaction that follows one left unfinished (a refused RCPT
+or DATA). After a final reply the server has already reset its state (RFC 5321 4.1.1.4),
 so an RSET there would only cost a round trip per message.
 """
 
@@ -26,11 +32,12 @@ import re
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
 import aiosmtplib
-from aiosmtplib import SMTPException, SMTPHeloError, SMTPResponseException, SMTPServerDisconnected
+from aiosmtplib import SMTPException, SMTPHeloError, SMTPResponseException
 
 from servers.classify import classify
 from servers.outcome import Category, Outcome, Status
@@ -43,10 +50,31 @@ from servers.transports.base import (
     server_failure,
 )
 
-_LINE_END = re.compile(rb"\r\n|\r|\n")
+_BARE_LINE_END = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
+_ENHANCED_PREFIX = re.compile(r"^\s*([245]\.\d{1,3}\.\d{1,3})(?:\s+|$)")
+# A reply line longer than this is not SMTP (RFC 5321 allows 512 octets).
+_MAX_REPLY_BUFFER = 64 * 1024
 
-# What can go wrong on the wire, short of a reply: aiosmtplib's own errors, the OS's,
+
+class _Disconnected(ConnectionError):
+    def __init__(self, text: str, received: list[tuple[int, str]] | None = None) -> None:
+        super().__init__(text)
+        # Replies that did arrive before the connection went, in order.
+        self.received = received or []
+
+
+class _Timeout(TimeoutError):
+    def __init__(self, text: str, received: list[tuple[int, str]] | None = None) -> None:
+        super().__init__(text)
+        self.received = received or []
+
+
+_STAGES = ("mail", "rcpt", "data")
+_EXPECTED = ((250,), (250, 251), (354,))
+
+
+# What can go wrong on the wire, short of a reply: aiosmtplib's errors, ours, the OS's,
 # TLS errors (OSError subclasses) and timeouts.
 _WIRE_ERRORS = (SMTPException, OSError, asyncio.TimeoutError)
 
@@ -59,31 +87,16 @@ def _local_hostname() -> str:
 
 def encode_payload(data: bytes) -> bytes:
     """The DATA payload: CRLF line endings, dot-stuffed (RFC 5321 4.5.2), end marker."""
-    payload = _LEADING_DOT.sub(b"..", _LINE_END.sub(b"\r\n", data))
-    if not payload.endswith(b"\r\n"):
-        payload += b"\r\n"
-    return payload + b".\r\n"
-
-
-class _Client(aiosmtplib.SMTP):
-    """aiosmtplib's client, hanging up by abort rather than close.
-
-    A graceful close keeps the socket until the peer acknowledges (for TLS, its
-    close_notify); a batch's private loop may be closed before that, leaking the socket.
-    Every path that ends a connection (QUIT, a 421, a lost connection, a failed
-    connect) goes through close(), so this is the one place to change it.
-    """
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-        super().close()
-
-
-async def _hang_up(client: aiosmtplib.SMTP) -> None:
-    client.close()
-    # One turn of the loop runs the transport's connection_lost, which frees the socket.
-    await asyncio.sleep(0)
+    # Rendered messages are usually CRLF already and rarely have a line starting with a
+    # dot; counting is much cheaper than a regex pass over every message.
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        data = _BARE_LINE_END.sub(b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
 def _describe(exc: BaseException) -> str:
@@ -96,6 +109,139 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _outcome(code: int, text: str, stage: str) -> Outcome:
+    if 200 <= code < 300:
+        # The common case, without the full classifier: a 2xx needs no judgement.
+        match = _ENHANCED_PREFIX.match(text)
+        enhanced = match.group(1) if match else ""
+        rest = text[match.end() :] if match else text
+        return Outcome(status=Status.ACCEPTED, category=Category.NONE, code=code, enhanced=enhanced, text=" ".join(rest.split()))
+    return classify(code, text, stage=stage)
+
+
+class _Wire(asyncio.Protocol):
+    """Writes commands and reads replies, any number of them at once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._lines: list[str] = []
+        self._replies: deque[tuple[int, str]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._wanted = 0
+        self._error: Exception | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self._error is None and self.transport is not None and not self.transport.is_closing()
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._parse()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._fail(_Disconnected("the server closed the connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(_Disconnected(f"connection lost: {exc}" if exc else "connection lost"))
+        self.transport = None
+
+    # -- ours ----------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.usable:
+            raise self._error or _Disconnected("connection lost")
+        assert self.transport is not None
+        self.transport.write(data)
+
+    async def replies(self, count: int, timeout: float) -> list[tuple[int, str]]:
+        """The next `count` replies, as (code, text)."""
+        if len(self._replies) < count and self._error is None:
+            self._waiter = self.loop.create_future()
+            self._wanted = count
+            timer = self.loop.call_later(timeout, self._expire, self._waiter, timeout)
+            try:
+                await self._waiter
+            except _Timeout as exc:
+                raise _Timeout(str(exc), self._take_all()) from None
+            finally:
+                timer.cancel()
+                self._waiter = None
+        if len(self._replies) < count:
+            raise _Disconnected(str(self._error or "connection lost"), self._take_all())
+        return [self._replies.popleft() for _ in range(count)]
+
+    def _take_all(self) -> list[tuple[int, str]]:
+        received = list(self._replies)
+        self._replies.clear()
+        return received
+
+    async def command(self, line: bytes, timeout: float) -> tuple[int, str]:
+        self.write(line + b"\r\n")
+        [reply] = await self.replies(1, timeout)
+        return reply
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self._fail(_Disconnected("connection closed by us"))
+
+    def _parse(self) -> None:
+        buffer = self._buffer
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            line = bytes(buffer[start:end]).rstrip(b"\r")
+            start = end + 1
+            if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in (b"", b" ", b"-"):
+                self._fail(_Disconnected(f"malformed reply from the server: {line[:80]!r}"))
+                self.abort()
+                return
+            self._lines.append(line[4:].decode("utf-8", "surrogateescape").strip())
+            if line[3:4] != b"-":
+                self._replies.append((int(line[:3]), "\n".join(self._lines)))
+                self._lines = []
+        del buffer[:start]
+        if len(buffer) > _MAX_REPLY_BUFFER:
+            self._fail(_Disconnected("the server sent an over-long reply line"))
+            self.abort()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and (len(self._replies) >= self._wanted or self._error):
+            waiter.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        if self._error is None:
+            self._error = error
+        self._wake()
+
+    def _expire(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        if not waiter.done():
+            waiter.set_exception(_Timeout(f"no reply within {timeout:g}s"))
+
+
+class _Client(aiosmtplib.SMTP):
+    """aiosmtplib's client, hanging up by abort rather than close.
+
+    A graceful close keeps the socket until the peer acknowledges (for TLS, its
+    close_notify); a batch's private loop may be closed before that, leaking the socket.
+    """
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        super().close()
+
+
 class SmtpTransport(Transport):
     def __init__(self, config: TransportConfig) -> None:
         if config.kind != "smtp":
@@ -104,9 +250,10 @@ class SmtpTransport(Transport):
         # The stage of the last failed open(): connect, tls, helo or auth.
         self.failed_stage = ""
         self._loop = asyncio.new_event_loop()
-        self._client: aiosmtplib.SMTP | None = None
-        # True while a transaction is left open on the server and needs an RSET.
-        self._open_transaction = False
+        self._wire: _Wire | None = None
+        self._extensions: frozenset[str] = frozenset()
+        # True while a transaction is left unfinished on the server and needs an RSET.
+        self._unfinished = False
         self._closed = False
 
     # -- synchronous face ----------------------------------------------------------------
@@ -130,7 +277,11 @@ class SmtpTransport(Transport):
 
     @property
     def connected(self) -> bool:
-        return self._client is not None and self._client.is_connected
+        return self._wire is not None and self._wire.usable
+
+    @property
+    def pipelining(self) -> bool:
+        return "pipelining" in self._extensions
 
     def _run[T](self, coro: Coroutine[Any, Any, T]) -> T:
         if self._closed:
@@ -179,8 +330,19 @@ class SmtpTransport(Transport):
             if stage == "connect" and config.security == "tls" and isinstance(exc.__cause__, ssl.SSLError):
                 stage = "tls"
             return self._open_failed(stage, None, _describe(exc))
-        self._client = client
+        self._take_over(client)
         return None
+
+    def _take_over(self, client: aiosmtplib.SMTP) -> None:
+        """Move the set-up session from aiosmtplib's protocol to ours."""
+        transport = client.transport
+        assert isinstance(transport, asyncio.Transport)
+        wire = _Wire(self._loop)
+        transport.set_protocol(wire)
+        wire.connection_made(transport)
+        self._extensions = frozenset(client.esmtp_extensions)
+        self._wire = wire
+        self._unfinished = False
 
     async def _hello(self, client: aiosmtplib.SMTP) -> None:
         try:
@@ -197,22 +359,21 @@ class SmtpTransport(Transport):
 
     async def _discard(self) -> None:
         """Drop the connection without a goodbye: its state can no longer be trusted."""
-        client, self._client = self._client, None
-        self._open_transaction = False
-        if client is not None:
-            await _hang_up(client)
+        wire, self._wire = self._wire, None
+        self._unfinished = False
+        if wire is not None:
+            wire.abort()
+            # One turn of the loop runs the transport's connection_lost, freeing the socket.
+            await asyncio.sleep(0)
 
     async def _quit(self) -> None:
-        client = self._client
-        if client is None:
-            return
-        try:
-            if client.is_connected:
-                await client.quit()
-        except _WIRE_ERRORS:
-            pass
-        finally:
-            await self._discard()
+        wire = self._wire
+        if wire is not None and wire.usable:
+            try:
+                await wire.command(b"QUIT", self.config.command_timeout)
+            except _WIRE_ERRORS:
+                pass
+        await self._discard()
 
     # -- sending -------------------------------------------------------------------------
 
@@ -233,87 +394,86 @@ class SmtpTransport(Transport):
 
     async def _transaction(self, message: OutgoingMessage) -> tuple[Outcome, bool]:
         """One mail transaction; the flag says the message may safely be sent again."""
-        client = self._client
-        assert client is not None
+        wire = self._wire
+        assert wire is not None
         config = self.config
+        timeout = config.command_timeout
         stage = "mail"
         payload_sent = False
         try:
-            sender, recipient, mail_options = self._envelope(client, message)
-            payload = encode_payload(message.data)
-            if self._open_transaction:
-                await client.execute_command(b"RSET")
-                self._open_transaction = False
-            if client.supports_extension("size"):
-                mail_options.append(b"SIZE=%d" % len(payload))
-            reply = await client.execute_command(b"MAIL", b"FROM:<" + sender + b">", *mail_options)
-            if reply.code != 250:
-                return await self._from_reply(reply.code, reply.message, "mail"), False
-            self._open_transaction = True
-            stage = "rcpt"
-            reply = await client.execute_command(b"RCPT", b"TO:<" + recipient + b">")
-            if reply.code not in (250, 251):
-                return await self._from_reply(reply.code, reply.message, "rcpt"), False
-            stage = "data"
-            reply = await client.execute_command(b"DATA")
-            if reply.code != 354:
-                return await self._from_reply(reply.code, reply.message, "data"), False
-            protocol = client.protocol
-            if protocol is None:
-                raise SMTPServerDisconnected("Connection lost")
-            protocol.write(payload)
-            payload_sent = True
-            reply = await protocol.read_response(timeout=config.data_timeout)
-            # Whatever the final reply, the transaction is over on the server's side.
-            self._open_transaction = False
-            return await self._from_reply(reply.code, reply.message, "data"), False
+            commands = self._commands(message)
         except UnicodeEncodeError:
-            return (
-                Outcome(
-                    status=Status.BOUNCED,
-                    category=Category.PERMANENT,
-                    code=None,
-                    enhanced="",
-                    text="the address needs SMTPUTF8, which this server does not offer",
-                ),
-                False,
-            )
+            return _no_smtputf8(), False
+        try:
+            if self._unfinished:
+                await wire.command(b"RSET", timeout)
+            # Until the final reply, a failure leaves the transaction open.
+            self._unfinished = True
+            if self.pipelining:
+                wire.write(b"".join(line + b"\r\n" for line in commands))
+                envelope = await wire.replies(3, timeout)
+            else:
+                envelope = []
+                for command, stage, expected in zip(commands, _STAGES, _EXPECTED):
+                    envelope.append(await wire.command(command, timeout))
+                    if envelope[-1][0] not in expected:
+                        break
+            refusal = _first_refusal(envelope)
+            if refusal is not None:
+                if len(envelope) == 3 and envelope[2][0] == 354:
+                    # A server that said 354 despite refusing the envelope waits for a
+                    # body; an empty one ends the transaction without delivering anything.
+                    await wire.command(b".", timeout)
+                return self._answered(*refusal), False
+            stage = "data"
+            wire.write(encode_payload(message.data))
+            payload_sent = True
+            [final] = await wire.replies(1, config.data_timeout)
+            # Whatever the final reply, the transaction is over on the server's side.
+            self._unfinished = False
+            return self._answered(final, "data"), False
+        except (_Disconnected, _Timeout) as exc:
+            await self._discard()
+            if payload_sent:
+                return classify(None, f"no reply after the message was sent: {exc}", stage="data"), False
+            refusal = _first_refusal(exc.received)
+            if refusal is not None:
+                # The server said no, then hung up (a 421 usually): its word stands.
+                return _outcome(*refusal[0], refusal[1]), False
+            if self.pipelining and len(exc.received) < 3:
+                stage = _STAGES[len(exc.received)]
+            if isinstance(exc, _Timeout):
+                # A slow server stays slow: no instant retry, the message is deferred.
+                return _no_reply(f"no reply to {stage.upper()} within {timeout:g}s"), False
+            return _no_reply(f"connection lost at {stage.upper()}: {exc}"), True
         except _WIRE_ERRORS as exc:
             await self._discard()
-            timed_out = isinstance(exc, asyncio.TimeoutError)
             if payload_sent:
-                waited = f" within {config.data_timeout:g}s" if timed_out else ""
-                text = f"no reply after the message was sent{waited}: {_describe(exc)}"
-                return classify(None, text, stage="data"), False
-            if timed_out:
-                # A slow server stays slow: no instant retry, the message is deferred.
-                text = f"no reply to {stage.upper()} within {config.command_timeout:g}s"
-                return self._no_reply(text), False
-            return self._no_reply(f"connection lost at {stage.upper()}: {_describe(exc)}"), True
+                return classify(None, f"no reply after the message was sent: {_describe(exc)}", stage="data"), False
+            return _no_reply(f"connection lost at {stage.upper()}: {_describe(exc)}"), True
 
-    async def _from_reply(self, code: int, text: str, stage: str) -> Outcome:
-        if code == 421:
+    def _answered(self, reply: tuple[int, str], stage: str) -> Outcome:
+        code, text = reply
+        if code == 421 and self._wire is not None:
             # "Service closing transmission channel": the server hangs up after this.
-            await self._discard()
-        return classify(code, text, stage=stage)
+            self._wire.abort()
+        return _outcome(code, text, stage)
 
-    @staticmethod
-    def _no_reply(text: str) -> Outcome:
-        # Before the payload, no reply means the server failed, never the message.
-        return Outcome(status=Status.DEFERRED, category=Category.SERVER, code=None, enhanced="", text=text)
-
-    @staticmethod
-    def _envelope(client: aiosmtplib.SMTP, message: OutgoingMessage) -> tuple[bytes, bytes, list[bytes]]:
-        options: list[bytes] = []
-        if not message.data.isascii() and client.supports_extension("8bitmime"):
-            options.append(b"BODY=8BITMIME")
+    def _commands(self, message: OutgoingMessage) -> tuple[bytes, bytes, bytes]:
+        mail_options = b""
+        if not message.data.isascii() and "8bitmime" in self._extensions:
+            mail_options += b" BODY=8BITMIME"
+        if "size" in self._extensions:
+            # Close enough for the server to refuse an oversized message up front.
+            mail_options += b" SIZE=%d" % (len(message.data) + 5)
         try:
-            return message.envelope_from.encode("ascii"), message.recipient.encode("ascii"), options
+            sender, recipient = message.envelope_from.encode("ascii"), message.recipient.encode("ascii")
         except UnicodeEncodeError:
-            if not client.supports_extension("smtputf8"):
+            if "smtputf8" not in self._extensions:
                 raise
-            options.append(b"SMTPUTF8")
-            return message.envelope_from.encode(), message.recipient.encode(), options
+            sender, recipient = message.envelope_from.encode(), message.recipient.encode()
+            mail_options += b" SMTPUTF8"
+        return b"MAIL FROM:<" + sender + b">" + mail_options, b"RCPT TO:<" + recipient + b">", b"DATA"
 
     # -- health --------------------------------------------------------------------------
 
@@ -324,13 +484,11 @@ class SmtpTransport(Transport):
             return ProbeResult(
                 ok=False, stage_failed=self.failed_stage, error=failure.summary, latency_ms=elapsed_ms(started)
             )
-        client = self._client
-        assert client is not None
+        wire = self._wire
+        assert wire is not None
         try:
-            reply = await client.noop()
-            error = "" if reply.code == 250 else f"{reply.code} {reply.message}"
-        except SMTPResponseException as exc:
-            error = f"{exc.code} {exc.message}"
+            code, text = await wire.command(b"NOOP", self.config.command_timeout)
+            error = "" if code == 250 else f"{code} {text}"
         except _WIRE_ERRORS as exc:
             error = _describe(exc)
             await self._discard()
@@ -339,6 +497,35 @@ class SmtpTransport(Transport):
         if error:
             return ProbeResult(ok=False, stage_failed="noop", error=f"noop failed: {error}", latency_ms=latency)
         return ProbeResult(ok=True, stage_failed="", error="", latency_ms=latency)
+
+
+async def _hang_up(client: aiosmtplib.SMTP) -> None:
+    client.close()
+    # One turn of the loop runs the transport's connection_lost, which frees the socket.
+    await asyncio.sleep(0)
+
+
+def _first_refusal(replies: list[tuple[int, str]]) -> tuple[tuple[int, str], str] | None:
+    """The first envelope reply (MAIL, RCPT, DATA in order) that is not a go-ahead."""
+    for reply, stage, expected in zip(replies, _STAGES, _EXPECTED):
+        if reply[0] not in expected:
+            return reply, stage
+    return None
+
+
+def _no_reply(text: str) -> Outcome:
+    # Before the payload, no reply means the server failed, never the message.
+    return Outcome(status=Status.DEFERRED, category=Category.SERVER, code=None, enhanced="", text=text)
+
+
+def _no_smtputf8() -> Outcome:
+    return Outcome(
+        status=Status.BOUNCED,
+        category=Category.PERMANENT,
+        code=None,
+        enhanced="",
+        text="the address needs SMTPUTF8, which this server does not offer",
+    )
 
 
 def probe(config: TransportConfig) -> ProbeResult:

@@ -6,7 +6,13 @@ from servers.outcome import Category, Status
 from servers.relay import Fault, Relay
 from servers.transports.base import OutgoingMessage, TransportConfig, open_transport, probe
 from servers.transports.smtp import SmtpTransport, encode_payload
-from tests.support.relays import relay, relay_factory, smtp_config  # noqa: F401
+from tests.support.relays import relay_factory, smtp_config  # noqa: F401
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-by-one"])
+def relay(request: pytest.FixtureRequest, relay_factory) -> Relay:  # noqa: F811
+    """Every plain-relay test runs against a relay offering PIPELINING and one that does not."""
+    return relay_factory(pipelining=request.param)
 
 
 def message(n: int = 1, *, recipient: str | None = None, body: bytes | None = None) -> OutgoingMessage:
@@ -34,6 +40,8 @@ def test_it_sends_many_messages_over_one_connection(relay: Relay) -> None:
     assert relay.messages[6].data == message(7).data
     # Completed transactions need no RSET.
     assert relay.counters["rsets"] == 0
+    # MAIL and RCPT replies are read together only when the relay offers PIPELINING.
+    assert relay.counters["pipelined"] == (100 if relay.pipelining else 0)
 
 
 def test_the_body_arrives_byte_for_byte_with_dots_and_eight_bit_text(relay: Relay) -> None:
