@@ -246,3 +246,77 @@ def test_send_batch_paces_a_server_across_concurrent_batches(relay):
     times = sorted(float(".".join(n.split(".")[:2])) for n in names)
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert min(gaps) >= delay - 0.05, gaps
+
+
+def test_a_retried_message_keeps_its_message_id(relay):
+    import email as email_lib
+
+    server = make_server(relay)
+    [message] = claim(make_campaign(["retry@example.com"]), server=server)
+    day = sending_day()
+    relay.queue_faults(Fault.DEFER_RCPT)
+    quota.reserve(server, 2, day=day)
+
+    send_batch(server=server, messages=[message], day=day)
+    message.refresh_from_db()
+    assert message.status == MessageStatus.DEFERRED
+    first_id = message.message_id
+    Message.objects.filter(pk=message.pk).update(status=MessageStatus.SENDING)
+    message.refresh_from_db()
+    send_batch(server=server, messages=[message], day=day)
+
+    message.refresh_from_db()
+    assert message.status == MessageStatus.SENT
+    assert message.message_id == first_id
+    assert email_lib.message_from_bytes(relay.messages[0].data)["Message-ID"] == first_id
+
+
+def test_an_edited_campaign_is_compiled_again(relay):
+    import email as email_lib
+
+    server = make_server(relay)
+    campaign = make_campaign(["a@example.com", "b@example.com"], subject="First subject")
+    first, second = claim(campaign, server=server)
+    day = sending_day()
+    quota.reserve(server, 2, day=day)
+    send_batch(server=server, messages=[first], day=day)
+    campaign.subject = "Second subject"
+    campaign.save()
+    send_batch(server=server, messages=[second], day=day)
+
+    subjects = [email_lib.message_from_bytes(m.data)["Subject"] for m in relay.messages]
+    assert subjects == ["First subject", "Second subject"]
+
+
+def test_campaign_mail_is_dkim_signed_when_configured(relay, settings, tmp_path):
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    settings.MAILOPS = {**settings.MAILOPS, "SENDER_DOMAIN": "example.com", "DKIM_SELECTOR": "mo",
+                        "DKIM_PRIVATE_KEY_FILE": str(key_file)}
+    server = make_server(relay)
+    messages = claim(make_campaign(["signed@example.com"]), server=server)
+    day = sending_day()
+    quota.reserve(server, 1, day=day)
+
+    send_batch(server=server, messages=messages, day=day)
+
+    data = relay.messages[0].data
+    assert data.startswith(b"DKIM-Signature:")
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    import base64
+
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    assert dkim.verify(data, dnsfunc=lambda name, timeout=5: record if name == b"mo._domainkey.example.com." else None)
+    # One-click unsubscribe only counts when the signature covers both headers.
+    import re
+
+    signature = re.match(rb"DKIM-Signature:(.*?)\r\n(?![ \t])", data, re.S).group(1)
+    signed = re.search(rb"h=([^;]*)", re.sub(rb"\s+", b"", signature)).group(1).lower().split(b":")
+    assert b"list-unsubscribe" in signed and b"list-unsubscribe-post" in signed
