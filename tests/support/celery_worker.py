@@ -154,10 +154,15 @@ class CeleryWorker:
 
 
 def _use_broker(app: Any, transport_options: dict[str, Any] | None) -> None:
-    """Point this process's producer at a broker; pools are rebuilt with the new options on next use."""
+    """Point this process's producer at a broker.
+
+    kombu keeps one connection pool per distinct broker (URL and transport options), so
+    forgetting the app's cached pools is enough: the next publish finds or makes the
+    pool for the new options, and the old one stays intact for when they are restored.
+    """
     if transport_options is not None:
-        app.conf.broker_transport_options = transport_options
-    app.pool.force_close_all()
+        # The namespaced key, which is the one the app reads (it came from CELERY_* settings).
+        app.conf["CELERY_BROKER_TRANSPORT_OPTIONS"] = transport_options
     app._pool = None
     app.amqp._producer_pool = None
 

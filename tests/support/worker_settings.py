@@ -15,3 +15,7 @@ from mailops.settings import CELERY_BROKER_TRANSPORT_OPTIONS, MAILOPS
 
 MAILOPS = {**MAILOPS, **json.loads(os.environ.get("MAILOPS_TEST_OVERRIDES", "{}"))}
 CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "polling_interval": 0.05}
+
+# A worker resolves no URL (unsubscribe links are built from PUBLIC_BASE_URL), so its
+# start-up system checks need not import every view of the project.
+ROOT_URLCONF = "tests.support.worker_urls"
