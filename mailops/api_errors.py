@@ -68,12 +68,23 @@ def _flatten(data) -> dict:
     return out
 
 
+# Services name fields as the models do; the API's JSON is camelCase.
+FIELD_ALIASES = {"prospect_list": "list", "include_sendgrid": "includeSendGrid", "sendgrid_daily_limit": "sendGridDailyLimit"}
+
+
+def api_field_name(name: str) -> str:
+    if name in FIELD_ALIASES:
+        return FIELD_ALIASES[name]
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 def exception_handler(exc, context):
     """Every error body has `error` (a sentence) and, for bad input, `fields`."""
     if isinstance(exc, DomainError):
         body = {"success": False, "error": exc.message, **exc.extra}
         if exc.field:
-            body["fields"] = {exc.field: [exc.message]}
+            body["fields"] = {api_field_name(exc.field): [exc.message]}
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, (ProtectedError, RestrictedError)):
         return Response(
