@@ -1,9 +1,10 @@
 """Bounce and complaint intake: an inbound SMTP listener on the VERP return path.
 
 Remote MTAs send DSNs (RFC 3464) and feedback loops send ARF complaints (RFC 5965) to
-the envelope sender of our mail, b-<id>-<mac>@BOUNCE_DOMAIN. The listener accepts
-mail for that domain only (give feedback loops an address there too, e.g. fbl@BOUNCE_DOMAIN), parses each report (campaigns/dsn.py), matches it to its
-message and records the fact (campaigns/events.py).
+the envelope sender of our mail, b-<id>-<mac>@BOUNCE_DOMAIN. The listener accepts mail
+for that domain only (give feedback loops an address there too, e.g. fbl@BOUNCE_DOMAIN),
+parses each report (campaigns/dsn.py), matches it to its message and records the fact
+(campaigns/events.py).
 
 Matching, most trustworthy first:
 1. the VERP address the report arrived for, or the one it quotes as the original envelope
@@ -121,7 +122,8 @@ def handle_report(raw: bytes, *, envelope_to: str = "") -> Intake:
             Kind.COMPLAINED,
             source="arf",
             external_id=f"arf:{report_id}:{message.pk}",
-            text=f"{report.feedback_type or 'abuse'} report from {report.reporting_mta or report.user_agent or 'unknown'}",
+            text=f"{report.feedback_type or 'abuse'} report from "
+            f"{report.reporting_mta or report.user_agent or 'unknown'}",
         )
         return Intake("recorded" if event else "duplicate", Kind.COMPLAINED, message.pk)
 
@@ -161,7 +163,9 @@ def match_message(report: Report) -> Message | None:
     if found is None:
         return None
     if mailops_id and mailops_id != str(found.pk):
-        log.warning("report quotes Message-ID %s of message %s but X-Mailops-Message %s", original, found.pk, mailops_id)
+        log.warning(
+            "report quotes Message-ID %s of message %s but X-Mailops-Message %s", original, found.pk, mailops_id
+        )
         return None
     return found
 

@@ -56,7 +56,7 @@ def mail_interval() -> dt.timedelta:
 
 def admin_addresses() -> list[str]:
     # ADMINS may hold (name, address) pairs (Django < 6 style) or plain addresses.
-    return [entry[1] if isinstance(entry, (tuple, list)) else str(entry) for entry in settings.ADMINS]
+    return [entry[1] if isinstance(entry, tuple | list) else str(entry) for entry in settings.ADMINS]
 
 
 def alert_connection() -> Any:
@@ -189,7 +189,9 @@ def acknowledge(alert: Alert, user: Any) -> bool:
     """Record who acknowledged the alert and when; the first acknowledgement wins."""
     now = timezone.now()
     user_id = getattr(user, "pk", None)
-    done = Alert.objects.filter(pk=alert.pk, acknowledged_at=None).update(acknowledged_at=now, acknowledged_by_id=user_id)
+    done = Alert.objects.filter(pk=alert.pk, acknowledged_at=None).update(
+        acknowledged_at=now, acknowledged_by_id=user_id
+    )
     if done:
         alert.acknowledged_at, alert.acknowledged_by_id = now, user_id
     return bool(done)

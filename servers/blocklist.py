@@ -105,7 +105,7 @@ def sweep(
         looked_up = list(pool.map(lambda s: dnsbl.check_ip(s.ip_address, zones, resolver=resolver), servers))
 
     sweeps = []
-    for server, results in zip(servers, looked_up):
+    for server, results in zip(servers, looked_up, strict=True):
         sweeps.append(_act(server, results, now=now))
     return sweeps
 
@@ -190,7 +190,8 @@ def check_domain(
     latest = latest_domain_auth()
     if not force and latest is not None and latest.checked_at > now - interval():
         return latest
-    auth = dnsbl.check_sender_domain(domain, dkim_selector=selector, resolver=resolver or dnsbl.resolver_from_settings())
+    resolver = resolver or dnsbl.resolver_from_settings()
+    auth = dnsbl.check_sender_domain(domain, dkim_selector=selector, resolver=resolver)
     check = DomainAuthCheck.objects.create(
         checked_at=now,
         domain=domain.lower().rstrip("."),

@@ -157,7 +157,9 @@ def claim(servers: list[Server], *, now: dt.datetime) -> list[Server]:
     return claimed
 
 
-def sweep(*, force: bool = False, now: dt.datetime | None = None, servers: list[Server] | None = None) -> list[CheckOutcome]:
+def sweep(
+    *, force: bool = False, now: dt.datetime | None = None, servers: list[Server] | None = None
+) -> list[CheckOutcome]:
     """Probe the due servers (every probed server with force) concurrently and record the results."""
     now = now or timezone.now()
     if servers is None:
@@ -170,4 +172,7 @@ def sweep(*, force: bool = False, now: dt.datetime | None = None, servers: list[
     # database is written from this thread only.
     with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(servers))) as pool:
         results = list(pool.map(probe_server, servers))
-    return [record(server, result, now=now, threshold=threshold) for server, result in zip(servers, results)]
+    return [
+        record(server, result, now=now, threshold=threshold)
+        for server, result in zip(servers, results, strict=True)
+    ]

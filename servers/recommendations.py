@@ -50,7 +50,9 @@ Recommendation = dict[str, str]
 
 def get_recommendations(*, day: dt.date | None = None) -> list[Recommendation]:
     day = day or sending_day()
-    servers = list(Server.objects.filter(in_pool=True).select_related("warmup_schedule").order_by("priority", "kind", "slot"))
+    servers = list(
+        Server.objects.filter(in_pool=True).select_related("warmup_schedule").order_by("priority", "kind", "slot")
+    )
     config = active_configuration()
     found: list[Recommendation] = []
     for rule in (
@@ -133,7 +135,9 @@ def _preset_label(preset: Preset) -> str:
     return f"{preset.name} ({preset.key})"
 
 
-def utilisation(*, servers: list[Server], config: Configuration | None, day: dt.date, **context: Any) -> list[Recommendation]:
+def utilisation(
+    *, servers: list[Server], config: Configuration | None, day: dt.date, **context: Any
+) -> list[Recommendation]:
     if config is None or config.emails_per_day <= 0:
         return []
     first = day - dt.timedelta(days=reputation.WINDOW_DAYS - 1)
@@ -179,7 +183,11 @@ def listed_zones(server: Server) -> list[str]:
     if latest is None:
         return []
     return sorted(
-        set(BlocklistCheck.objects.filter(server=server, checked_at=latest, status="listed").values_list("zone", flat=True))
+        set(
+            BlocklistCheck.objects.filter(server=server, checked_at=latest, status="listed").values_list(
+                "zone", flat=True
+            )
+        )
     )
 
 
@@ -254,7 +262,10 @@ def sender_authentication(**context: Any) -> list[Recommendation]:
         return [
             _rec(
                 "info",
-                _("No sender domain is configured, so SPF, DKIM and DMARC cannot be checked. Set MAILOPS_SENDER_DOMAIN."),
+                _(
+                    "No sender domain is configured, so SPF, DKIM and DMARC cannot be checked. "
+                    "Set MAILOPS_SENDER_DOMAIN."
+                ),
             )
         ]
     check = latest_domain_auth()
@@ -277,7 +288,9 @@ def sender_authentication(**context: Any) -> list[Recommendation]:
     return found
 
 
-def sendgrid_overflow(*, servers: list[Server], config: Configuration | None, day: dt.date, **context: Any) -> list[Recommendation]:
+def sendgrid_overflow(
+    *, servers: list[Server], config: Configuration | None, day: dt.date, **context: Any
+) -> list[Recommendation]:
     sendgrid = [s.pk for s in servers if s.kind == ServerKind.SENDGRID]
     if not sendgrid:
         return []

@@ -38,7 +38,9 @@ DELIVERY_WEIGHT, DELIVERY_CAP = 100.0, 20.0
 LISTED_DAY_PENALTY, LISTED_CAP = 15.0, 45.0
 HEALTH_WEIGHT, HEALTH_CAP = 20.0, 10.0
 
-SUMMED = ("sent", "returned", "bounced", "complained", "deferred", "failed", "unknown", "health_checks", "health_failures")
+SUMMED = (
+    "sent", "returned", "bounced", "complained", "deferred", "failed", "unknown", "health_checks", "health_failures"
+)
 
 
 @dataclass(frozen=True)

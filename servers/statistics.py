@@ -55,7 +55,9 @@ def _shape_totals(t: dict[str, int]) -> dict[str, int]:
 
 
 def pool_servers() -> list[Server]:
-    return list(Server.objects.filter(in_pool=True).select_related("warmup_schedule").order_by("priority", "kind", "slot"))
+    return list(
+        Server.objects.filter(in_pool=True).select_related("warmup_schedule").order_by("priority", "kind", "slot")
+    )
 
 
 def health_of(server: Server) -> str:
@@ -106,7 +108,9 @@ def get_statistics(*, day: dt.date | None = None, days: int = DAILY_DAYS) -> dic
     }
 
 
-def daily_series(server_ids: list[int] | None = None, *, day: dt.date | None = None, days: int = DAILY_DAYS) -> list[dict[str, Any]]:
+def daily_series(
+    server_ids: list[int] | None = None, *, day: dt.date | None = None, days: int = DAILY_DAYS
+) -> list[dict[str, Any]]:
     """One entry per day, oldest first, zero-filled: the pool's (or these servers') counters for charts.
 
     `delivered` is sent - returned; `confirmed` counts positive delivery reports.

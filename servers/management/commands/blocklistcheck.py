@@ -14,7 +14,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--skip-domain", action="store_true", help="Do not check the sender domain's SPF/DKIM/DMARC.")
+        parser.add_argument(
+            "--skip-domain", action="store_true", help="Do not check the sender domain's SPF/DKIM/DMARC."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         sweeps = blocklist.sweep(force=True)
@@ -46,5 +48,5 @@ class Command(BaseCommand):
     def _table(self, rows: list[tuple[str, ...]]) -> None:
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
             self.stdout.write("  ".join(cells).rstrip())

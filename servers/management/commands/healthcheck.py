@@ -24,8 +24,9 @@ class Command(BaseCommand):
         for o in outcomes:
             latency = f"{o.check.latency_ms:.0f} ms" if o.check.latency_ms is not None else "-"
             state = o.server.state + (f" (was {'down' if o.transition == 'up' else 'active'})" if o.transition else "")
-            rows.append((o.server.name, state, "yes" if o.check.ok else "NO", o.check.stage or "-", latency, o.check.error))
+            ok = "yes" if o.check.ok else "NO"
+            rows.append((o.server.name, state, ok, o.check.stage or "-", latency, o.check.error))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
             self.stdout.write("  ".join(cells).rstrip())
