@@ -271,7 +271,10 @@ class SmtpTransport(Transport):
             return
         self._closed = True
         try:
-            self._loop.run_until_complete(self._quit())
+            if not _loop_running():
+                self._loop.run_until_complete(self._quit())
+            elif self._wire is not None:
+                self._wire.abort()
         finally:
             self._loop.close()
 
@@ -287,6 +290,12 @@ class SmtpTransport(Transport):
         if self._closed:
             coro.close()
             raise RuntimeError("this transport is closed; open a new one")
+        if _loop_running():
+            coro.close()
+            raise RuntimeError(
+                "SmtpTransport is synchronous and runs its own event loop; call it from a thread "
+                "with no running loop (in async code, wrap the batch in asgiref's sync_to_async)"
+            )
         return self._loop.run_until_complete(coro)
 
     # -- connection ----------------------------------------------------------------------
@@ -497,6 +506,14 @@ class SmtpTransport(Transport):
         if error:
             return ProbeResult(ok=False, stage_failed="noop", error=f"noop failed: {error}", latency_ms=latency)
         return ProbeResult(ok=True, stage_failed="", error="", latency_ms=latency)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _hang_up(client: aiosmtplib.SMTP) -> None:

@@ -317,3 +317,32 @@ def test_start_relays_gives_each_relay_its_port_and_folder(tmp_path: Path) -> No
     assert len(ports) == 3
     assert folders == ["relay-1", "relay-2", "relay-3"]
     assert counts == [1, 1, 1]
+
+
+def test_the_demorelays_command_serves_until_told_to_stop(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    manage = Path(__file__).resolve().parents[2] / "manage.py"
+    command = [sys.executable, str(manage), "demorelays", "--count", "2", "--base-port", "0"]
+    command += ["--maildir", str(tmp_path), "--fail-5xx", "0.0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        ports = [int(p) for p in lines[2].split(":", 1)[1].split()]
+        for port in ports:
+            with smtplib.SMTP("127.0.0.1", port, timeout=5) as smtp:
+                smtp.sendmail("from@mailops.test", ["ana@example.test"], BODY)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert lines[0].startswith("relay-1 listening on 127.0.0.1:")
+    assert len(ports) == 2
+    assert "stopped; 2 messages received" in out, err
+    assert sorted(len(list((tmp_path / f"relay-{n}" / "new").iterdir())) for n in (1, 2)) == [1, 1]

@@ -323,3 +323,38 @@ def test_the_probe_fails_at_noop_when_the_server_stalls(relay: Relay) -> None:
     result = probe(smtp_config(relay, command_timeout=0.3))
 
     assert (result.ok, result.stage_failed) == (False, "noop")
+
+
+def test_a_421_mid_session_defers_and_the_next_message_gets_a_new_connection(relay: Relay) -> None:
+    relay.set_override("busy@example.test", "421 4.7.0 Too many connections, closing transmission channel")
+
+    with SmtpTransport(smtp_config(relay)) as transport:
+        closing = transport.send(message(recipient="busy@example.test"))
+        following = transport.send(message(2))
+
+    assert (closing.status, closing.code, closing.enhanced) == (Status.DEFERRED, 421, "4.7.0")
+    assert following.status is Status.ACCEPTED
+    assert relay.counters["connections"] == 2
+    assert [m.rcpt_tos for m in relay.messages] == [("rcpt2@example.test",)]
+
+
+def test_an_address_needing_smtputf8_bounces_when_the_server_lacks_it(relay: Relay) -> None:
+    with SmtpTransport(smtp_config(relay)) as transport:
+        outcome = transport.send(message(recipient="josé@example.test"))
+        following = transport.send(message(2))
+
+    assert (outcome.status, outcome.category) == (Status.BOUNCED, Category.PERMANENT)
+    assert "SMTPUTF8" in outcome.text
+    assert following.status is Status.ACCEPTED
+    assert relay.counters["connections"] == 1
+
+
+def test_it_says_how_to_call_it_from_async_code(relay: Relay) -> None:
+    import asyncio
+
+    async def misuse() -> None:
+        with SmtpTransport(smtp_config(relay)) as transport:
+            transport.send(message())
+
+    with pytest.raises(RuntimeError, match="sync_to_async"):
+        asyncio.run(misuse())
