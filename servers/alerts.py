@@ -11,7 +11,8 @@ Three rules keep the inbox readable:
   alerts within ALERT_MAIL_MIN_INTERVAL_SECONDS wait for the digest, so a flapping server
   cannot flood the inbox;
 - the digest (a beat task) mails everything that was not mailed on its own, including the
-  kinds that are never mailed alone (health-check failures, suspect servers).
+  kinds that are never mailed alone (health-check failures, suspect servers);
+- a down server's failed probes add one feed row per down period, not one per sweep.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Alert, Server
+from .models import Alert, Server, ServerState
 
 log = logging.getLogger(__name__)
 
@@ -284,11 +285,15 @@ def on_server_suspect(sender: Any, *, server: Server, error: str = "", **kwargs:
 
 def on_health_check_failed(sender: Any, *, server: Server, error: str = "", **kwargs: Any) -> None:
     stage = kwargs.get("stage", "")
+    # Once a server is down its failed probes are expected: the feed gets one of them per
+    # down period (every probe is still kept as a HealthCheck row).
+    dedupe_key = _state_key(HEALTH_CHECK_FAILED, server) if server.state == ServerState.DOWN else ""
     raise_alert(
         kind=HEALTH_CHECK_FAILED,
         level=Level.WARNING,
         server=server,
         message=f"Health check of {server.name} failed{f' at {stage}' if stage else ''}: {error}",
+        dedupe_key=dedupe_key,
     )
 
 
