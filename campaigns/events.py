@@ -11,9 +11,9 @@ exactly one), and updates the server's daily aggregates on the day the message w
 |--------------|------------------------------|------------------------------------------|-------------|
 | delivered    | unknown → sent               | delivered (+ sent, − unknown if it was unknown) | –    |
 | deferred     | –                            | deferred                                  | –          |
-| bounced hard | sent/unknown → bounced       | bounced, returned (if it was sent)        | hard_bounce |
-| bounced else | sent/unknown → failed        | failed, returned (+ policy_blocks)        | –          |
-| failed       | sent/unknown → failed        | failed, returned                          | when given |
+| bounced hard | sent/unknown/sending → bounced | bounced, returned (unless it was unknown) | hard_bounce |
+| bounced else | sent/unknown/sending → failed  | failed, returned (+ policy_blocks)        | –          |
+| failed       | sent/unknown/sending → failed  | failed, returned                          | when given |
 | complained   | –                            | complained (once per message)             | complaint  |
 | unsubscribed | –                            | –                                         | unsubscribe |
 
@@ -43,8 +43,11 @@ from .models import Campaign, DeliveryEvent, Message, MessageStatus, Suppression
 log = logging.getLogger(__name__)
 
 Kind = DeliveryEvent.Kind
-# Statuses a late report may still change: the relay took the message (or may have).
-SETTLED_BY_REPORTS = (MessageStatus.SENT, MessageStatus.UNKNOWN)
+# Statuses a late report may still change: the relay took the message (or may have). A
+# message is still "sending" when its report overtakes the end of its batch (a DSN can
+# come back within seconds while a paced batch runs for minutes); the batch then finds
+# the row changed and leaves it, while still counting the attempt in the server's stats.
+SETTLED_BY_REPORTS = (MessageStatus.SENT, MessageStatus.UNKNOWN, MessageStatus.SENDING)
 
 
 def record_event(
@@ -110,10 +113,10 @@ def record_event(
                 was = _move_settled(message, MessageStatus.BOUNCED if hard else MessageStatus.FAILED, text, now=now)
                 if was is not None:
                     counts["bounced" if hard else "failed"] += 1
-                    if was == MessageStatus.SENT:
-                        counts["returned"] += 1
-                    else:
+                    if was == MessageStatus.UNKNOWN:
                         counts["unknown"] -= 1
+                    else:
+                        counts["returned"] += 1
                     if category is Category.POLICY:
                         counts["policy_blocks"] += 1
         elif kind == Kind.COMPLAINED:
@@ -148,9 +151,10 @@ def _move(message: Message, from_status: str, to_status: str, *, now: dt.datetim
     for name, value in changes.items():
         setattr(message, name, value)
     if message.campaign_id:
-        Campaign.objects.filter(pk=message.campaign_id).update(
-            **{_counter(from_status): F(_counter(from_status)) - 1, _counter(to_status): F(_counter(to_status)) + 1}
-        )
+        changes = {_counter(to_status): F(_counter(to_status)) + 1}
+        if from_status != MessageStatus.SENDING:  # "sending" has no counter of its own
+            changes[_counter(from_status)] = F(_counter(from_status)) - 1
+        Campaign.objects.filter(pk=message.campaign_id).update(**changes)
     return True
 
 

@@ -308,3 +308,29 @@ def test_a_forged_unsubscribe_token_unsubscribes_nobody(settings):
 
     assert result.outcome == "unmatched"
     assert not Suppression.objects.exists()
+
+
+def test_a_bounce_that_overtakes_its_batch_still_bounces_the_message(campaign):
+    from campaigns import outcomes
+    from servers.outcome import Category as Cat
+    from servers.outcome import Outcome, Status
+
+    message = sent_message("gone@example.org", campaign=campaign, status=MessageStatus.SENDING)
+    Campaign.objects.filter(pk=campaign.pk).update(sent=0)
+
+    result = bounces.handle_report(
+        dsn(message, action="failed", status="5.1.1", diagnostic="550 5.1.1 User unknown"),
+        envelope_to=verp_return_path(message.pk, DOMAIN),
+    )
+    # The batch finishes afterwards and reports the relay's 250 for the same message.
+    accepted = Outcome(status=Status.ACCEPTED, category=Cat.NONE, code=250, enhanced="2.0.0", text="OK")
+    outcomes.record(server=message.server, day=sending_day(SENT_AT), attempts=[outcomes.Attempt(message, accepted)])
+
+    assert result.outcome == "recorded"
+    message.refresh_from_db()
+    campaign.refresh_from_db()
+    assert message.status == MessageStatus.BOUNCED
+    assert (campaign.sent, campaign.bounced) == (0, 1)
+    row = day_stat(message)
+    assert (row.sent, row.bounced, row.returned) == (1, 1, 1)
+    assert Suppression.objects.get().reason == Suppression.Reason.HARD_BOUNCE
