@@ -311,8 +311,9 @@ class _Settings:
 class Relay:
     """A loopback SMTP relay whose misbehaviour is under the caller's control.
 
-    >>> with Relay(maildir=tmp_path) as relay:
-    ...     relay.port, relay.messages, relay.counters["connections"]
+        with Relay(maildir=folder, faults=Faults(fail_4xx=0.1), seed=1) as relay:
+            ...  # send to 127.0.0.1:relay.port
+            relay.messages, relay.counters["connections"]
     """
 
     def __init__(

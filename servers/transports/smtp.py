@@ -473,8 +473,8 @@ class SmtpTransport(Transport):
         if not message.data.isascii() and "8bitmime" in self._extensions:
             mail_options += b" BODY=8BITMIME"
         if "size" in self._extensions:
-            # Close enough for the server to refuse an oversized message up front.
-            mail_options += b" SIZE=%d" % (len(message.data) + 5)
+            # Lets the server refuse an oversized message before the payload is sent.
+            mail_options += b" SIZE=%d" % len(message.data)
         try:
             sender, recipient = message.envelope_from.encode("ascii"), message.recipient.encode("ascii")
         except UnicodeEncodeError:

@@ -187,20 +187,20 @@ def test_a_reply_lost_after_data_is_unknown_and_never_resent(relay: Relay) -> No
 
 
 def test_a_final_reply_slower_than_the_data_timeout_is_unknown(relay: Relay) -> None:
-    relay.set_faults(slow=1.0, slow_delay=1.5, slow_on={"data"})
+    relay.set_faults(slow=1.0, slow_delay=3.0, slow_on={"data"})
 
-    with SmtpTransport(smtp_config(relay, data_timeout=0.3)) as transport:
+    with SmtpTransport(smtp_config(relay, data_timeout=1.0)) as transport:
         outcome = transport.send(message())
 
     assert outcome.status is Status.UNKNOWN
-    assert "0.3s" in outcome.text
+    assert "within 1s" in outcome.text
     assert relay.counters["connections"] == 1
 
 
 def test_a_reply_slower_than_the_command_timeout_defers_and_the_next_message_reconnects(relay: Relay) -> None:
-    relay.set_faults(slow=1.0, slow_delay=1.5, slow_on={"rcpt"})
+    relay.set_faults(slow=1.0, slow_delay=3.0, slow_on={"rcpt"})
 
-    with SmtpTransport(smtp_config(relay, command_timeout=0.3)) as transport:
+    with SmtpTransport(smtp_config(relay, command_timeout=1.0)) as transport:
         slow = transport.send(message(1))
         relay.set_faults(slow=0.0)
         following = transport.send(message(2))
@@ -318,9 +318,9 @@ def test_the_probe_names_the_stage_that_failed(relay_factory, relay_options, con
 
 
 def test_the_probe_fails_at_noop_when_the_server_stalls(relay: Relay) -> None:
-    relay.set_faults(slow=1.0, slow_delay=1.5, slow_on={"noop"})
+    relay.set_faults(slow=1.0, slow_delay=3.0, slow_on={"noop"})
 
-    result = probe(smtp_config(relay, command_timeout=0.3))
+    result = probe(smtp_config(relay, command_timeout=1.0))
 
     assert (result.ok, result.stage_failed) == (False, "noop")
 
