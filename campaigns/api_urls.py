@@ -7,6 +7,7 @@ from . import api
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+router.include_format_suffixes = False  # one URL per resource, no /servers.json twins
 router.register("lists", api.ProspectListViewSet, basename="api-list")
 router.register("imports", api.ImportJobViewSet, basename="api-import")
 router.register("campaigns", api.CampaignViewSet, basename="api-campaign")

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from mailops.api_errors import BAD_REQUEST, COMMON, NOT_FOUND, ErrorOut
 from mailops.errors import DomainError
 
-from . import alerts, blocklist, configuration, health, services, statistics
+from . import alerts, blocklist, configuration, health, recommendations, services, statistics
 from .daytime import sending_day
 from .models import (
     Alert,
@@ -758,7 +758,7 @@ class DailyStatsOut(serializers.Serializer):
 
 
 class StatisticsOut(serializers.Serializer):
-    global_ = GlobalStatsOut(source="global")
+    global_ = GlobalStatsOut()
     servers = ServerStatsOut(many=True)
     daily = DailyStatsOut(many=True, help_text="The last 30 sending days, oldest first.")
 
@@ -788,3 +788,28 @@ class StatisticsView(APIView):
     )
     def get(self, request):
         return Response(StatisticsOut(statistics.get_statistics()).data)
+
+
+class RecommendationOut(serializers.Serializer):
+    level = serializers.ChoiceField(choices=["critical", "warning", "info"])
+    message = serializers.CharField()
+
+
+class RecommendationsView(APIView):
+    """The seed's getRecommendations(): `{level, message}` rules, most severe first."""
+
+    @extend_schema(
+        responses={200: RecommendationOut(many=True), **COMMON},
+        examples=[
+            OpenApiExample(
+                "Two findings",
+                value=[
+                    {"level": "warning", "message": "Average reputation is below 80%. Slow down."},
+                    {"level": "info", "message": "3 servers are warming up. Full capacity soon."},
+                ],
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request):
+        return Response(RecommendationOut(recommendations.get_recommendations(), many=True).data)

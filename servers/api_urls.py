@@ -7,6 +7,7 @@ from . import api
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+router.include_format_suffixes = False  # one URL per resource, no /servers.json twins
 router.register("servers", api.ServerViewSet, basename="api-server")
 router.register("alerts", api.AlertViewSet, basename="api-alert")
 
@@ -16,5 +17,7 @@ urlpatterns = [
     path("presets/recommend/", api.PresetRecommendationView.as_view(), name="api-preset-recommend"),
     path("configuration/", api.ActiveConfigurationView.as_view(), name="api-configuration"),
     path("configuration/save-as-preset/", api.SaveAsPresetView.as_view(), name="api-configuration-save-as-preset"),
+    path("statistics/", api.StatisticsView.as_view(), name="api-statistics"),
+    path("recommendations/", api.RecommendationsView.as_view(), name="api-recommendations"),
     *router.urls,
 ]
