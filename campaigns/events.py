@@ -174,14 +174,10 @@ def _counter(status: str) -> str:
 
 def _count(server_id: int, counts: Counter[str], *, day: dt.date) -> None:
     """Add to the server's aggregates; decrements (a resolved unknown) never go below zero."""
-    increments = {name: n for name, n in counts.items() if n > 0 and name != "returned"}
+    increments = {name: n for name, n in counts.items() if n > 0}
     if increments:
         stats.record(server_id, increments, day=day)
     row = ServerDailyStat.objects.filter(server_id=server_id, day=day)
-    if counts.get("returned", 0) > 0:
-        # `returned` is not one of stats.record's counters, so it moves with its own UPDATE.
-        ServerDailyStat.objects.get_or_create(server_id=server_id, day=day)
-        row.update(returned=F("returned") + counts["returned"])
     for name, n in counts.items():
         if n < 0:
             row.filter(**{f"{name}__gte": -n}).update(**{name: F(name) + n})

@@ -195,11 +195,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_TASK_ROUTES = {"servers.tasks.*": {"queue": "celery"}, "campaigns.tasks.*": {"queue": "celery"}}
+CELERY_TASK_ROUTES = {"servers.*": {"queue": "celery"}, "campaigns.*": {"queue": "celery"}}
 # Sweeps run often and each decides from the active configuration whether it is due, so an
 # operator's interval change takes effect without restarting beat.
 CELERY_BEAT_SCHEDULE = {
-    "dispatch": {"task": "campaigns.tasks.dispatch", "schedule": env.float("DISPATCH_INTERVAL_SECONDS", default=2.0)},
+    "dispatch": {"task": "campaigns.dispatch", "schedule": env.float("DISPATCH_INTERVAL_SECONDS", default=2.0)},
     "health-sweep": {"task": "servers.tasks.health_sweep", "schedule": 60.0},
     "blocklist-sweep": {"task": "servers.tasks.blocklist_sweep", "schedule": 300.0},
     "reputation": {"task": "servers.tasks.reputation_recompute", "schedule": 900.0},
@@ -228,6 +228,7 @@ MAILOPS = {
     "BATCH_SIZE": env.int("MAILOPS_BATCH_SIZE", default=200),
     "LEASE_SECONDS": env.int("MAILOPS_LEASE_SECONDS", default=600),
     "ALERT_MAIL_MIN_INTERVAL_SECONDS": env.int("ALERT_MAIL_MIN_INTERVAL_SECONDS", default=900),
+    "BOUNCE_LISTENER_HOST": env.str("BOUNCE_LISTENER_HOST", default="127.0.0.1"),
     "BOUNCE_LISTENER_PORT": env.int("BOUNCE_LISTENER_PORT", default=2525),
 }
 

@@ -12,7 +12,7 @@ from .daytime import sending_day
 from .models import ServerDailyStat
 
 COUNTERS = frozenset(
-    {"sent", "delivered", "deferred", "bounced", "complained", "failed", "unknown", "policy_blocks",
+    {"sent", "delivered", "deferred", "bounced", "complained", "failed", "unknown", "policy_blocks", "returned",
      "health_checks", "health_failures"}
 )
 
