@@ -39,4 +39,4 @@ bench: install-bench
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf var/broker var/test.sqlite3 test-artifacts .pytest_cache
+	rm -rf var/broker var/test-*.sqlite3* test-artifacts .pytest_cache
