@@ -1,0 +1,72 @@
+"""A worker killed mid-campaign: its leases expire, and the campaign completes with nothing lost or doubled."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from campaigns import services
+from campaigns.models import Campaign, Message, MessageStatus
+from servers.relay import Faults
+from tests.support.celery_worker import celery_worker  # noqa: F401
+from tests.support.pipeline import campaign, drive, prospect_list, received, relay_server, status_counts
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+# Short, so the test waits little for the dead worker's leases, yet well above the ~2 s a
+# batch takes: a lease must outlast any batch of a live worker (see campaigns/dispatch.py).
+LEASE_SECONDS = 15
+BATCH_SIZE = 40
+
+
+@pytest.fixture
+def worker_overrides() -> dict[str, int]:
+    return {"LEASE_SECONDS": LEASE_SECONDS, "BATCH_SIZE": BATCH_SIZE}
+
+
+@pytest.fixture(autouse=True)
+def short_leases(settings):
+    settings.MAILOPS = {
+        **settings.MAILOPS,
+        "LEASE_SECONDS": LEASE_SECONDS,
+        "BATCH_SIZE": BATCH_SIZE,
+        "DISPATCH_MAX_IN_FLIGHT": 2 * BATCH_SIZE,
+    }
+
+
+def test_a_campaign_survives_a_worker_killed_mid_batch(celery_worker, relay_factory):
+    # Every final reply takes a little while, so the kill lands in the middle of batches.
+    slow = Faults(slow=1.0, slow_delay=0.02, slow_on=frozenset({"data"}))
+    relays = [relay_factory(faults=slow), relay_factory(faults=slow)]
+    for n, relay in enumerate(relays, start=1):
+        relay_server(n, relay)
+    spring = services.campaign_start(campaign=campaign(prospect_list(600)))
+
+    drive(spring, until=lambda: sum(received(relays).values()) >= 150)
+    celery_worker.kill()
+    in_flight = Message.objects.filter(campaign=spring, status=MessageStatus.SENDING).count()
+    assert in_flight > 0, "the worker was killed while it held claimed messages"
+    received_at_kill = sum(received(relays).values())
+
+    time.sleep(0.5)
+    assert sum(received(relays).values()) == received_at_kill, "nothing sends while no worker runs"
+    celery_worker.start()
+    spring = drive(spring, timeout=180)
+
+    assert spring.status == Campaign.Status.DONE
+    statuses = status_counts(spring)
+    assert set(statuses) <= {MessageStatus.SENT, MessageStatus.UNKNOWN}
+    assert statuses[MessageStatus.SENT] + statuses[MessageStatus.UNKNOWN] == 600
+    assert spring.sent == statuses[MessageStatus.SENT]
+    assert spring.unknown == statuses[MessageStatus.UNKNOWN]
+
+    got = received(relays)
+    addresses = dict(Message.objects.filter(campaign=spring).values_list("to_email", "status"))
+    # 0 lost: every message recorded as sent reached a relay exactly once.
+    assert all(got[a] == 1 for a, status in addresses.items() if status == MessageStatus.SENT)
+    # 0 duplicates: nobody got the message twice; the unknowns are counted, never resent.
+    assert [a for a, n in got.items() if n > 1] == []
+    assert all(got[a] <= 1 for a, status in addresses.items() if status == MessageStatus.UNKNOWN)
+    assert Counter(got.values())[1] >= statuses[MessageStatus.SENT]
