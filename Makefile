@@ -32,8 +32,10 @@ migrate: install
 run: install
 	@bin/run-demo
 
+# Tests keep their broker folders and databases under var/test, apart from the demo's.
 test: install-test
-	$(PY) -m pytest $(PYTEST_ARGS)
+	rm -rf var/test/broker
+	MAILOPS_VAR_DIR=$(CURDIR)/var/test $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install-bench
 	$(PY) -m bench $(BENCH_ARGS)
