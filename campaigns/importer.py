@@ -135,6 +135,17 @@ def run_import(
         _finish(job, status=Status.FAILED, error=f"The import stopped on an internal error ({type(exc).__name__}); "
                                                   "the rows counted as imported are in the list. Try the file again.")
         raise
+    finally:
+        _discard_upload(job)
+
+
+def _discard_upload(job: ImportJob) -> None:
+    """Delete a copy this module stored; a file named on the command line belongs to its owner."""
+    if not job.stored_path:
+        return
+    path = Path(job.stored_path)
+    if path.parent.resolve() == upload_dir().resolve():
+        path.unlink(missing_ok=True)
 
 
 def _run(job: ImportJob, on_progress: Callable[[ImportJob], None] | None) -> ImportJob:
