@@ -316,6 +316,9 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Error pages and the mails to ADMINS hide every field or variable whose name looks secret.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mailops.error_reports.SecretsExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
