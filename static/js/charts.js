@@ -50,15 +50,16 @@
         options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
       };
     },
+    /* Delivered, deferred and bounced are stacked (they do not overlap); sent is a line over
+       them, since delivered is a part of sent and stacking the two would count mail twice. */
     volume: function (data, names) {
+      var bars = ["delivered", "deferred", "bounced"].map(function (key) {
+        return dataset(key, data, names, { borderWidth: 0, stack: "outcomes", order: 2 });
+      });
+      var sent = dataset("sent", data, names, { type: "line", stack: "sent", order: 1, tension: 0.2, pointRadius: 2 });
       return {
         type: "bar",
-        data: {
-          labels: dayLabels(data.labels),
-          datasets: ["sent", "delivered", "deferred", "bounced"].map(function (key) {
-            return dataset(key, data, names, { borderWidth: 0, stack: "volume" });
-          })
-        },
+        data: { labels: dayLabels(data.labels), datasets: [sent].concat(bars) },
         options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } }
       };
     },
@@ -67,7 +68,7 @@
         type: "line",
         data: {
           labels: dayLabels(data.labels),
-          datasets: [dataset("reputation", data, names, { spanGaps: true, tension: 0.2, fill: false })]
+          datasets: [dataset("reputation", data, names, { spanGaps: true, tension: 0.2, fill: false, pointRadius: 3 })]
         },
         options: { scales: { y: { min: 0, max: 100 } }, plugins: { legend: { display: false } } }
       };
