@@ -26,7 +26,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
     path(
         "api/docs/",
-        SpectacularSwaggerSplitView.as_view(url_name="schema", permission_classes=[IsAuthenticated]),
+        SpectacularSwaggerSplitView.as_view(
+            url_name="schema", permission_classes=[IsAuthenticated], template_name="api/swagger_ui.html"
+        ),
         name="api-docs",
     ),
     path("api/", include("servers.api_urls")),
