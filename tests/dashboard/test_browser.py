@@ -69,6 +69,31 @@ def benign(console_error: str) -> bool:
     return console_error.startswith(("htmx:sendAbort", "htmx:afterRequest"))
 
 
+def assert_polling_pauses_while_hidden(page) -> None:
+    """The overview's cards poll every 5 s while visible, not at all while hidden, and catch up on return."""
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "/partials/stats/" in r.url else None)
+    page.wait_for_timeout(6_000)
+    assert len(polls) >= 1
+
+    def set_visibility(state: str) -> None:
+        page.evaluate(
+            """state => {
+                Object.defineProperty(document, "visibilityState", {configurable: true, get: () => state});
+                document.dispatchEvent(new Event("visibilitychange"));
+            }""",
+            state,
+        )
+
+    set_visibility("hidden")
+    page.wait_for_timeout(500)
+    polls.clear()
+    page.wait_for_timeout(6_000)
+    assert polls == []
+    with page.expect_request(lambda r: "/partials/stats/" in r.url, timeout=2_000):
+        set_visibility("visible")
+
+
 def write_csv(path: Path) -> Path:
     rows = ["email,name,company,country"]
     rows += [f"lead{i}@agency{i % 4}.es,Lead {i},Agency {i % 4},ES" for i in range(PROSPECTS)]
@@ -102,6 +127,7 @@ def test_an_operator_runs_a_campaign_from_the_browser(
     page.fill("#id_password", "operator-pass-123")
     page.click("button[type=submit]")
     page.wait_for_selector("#stat-cards")
+    assert_polling_pauses_while_hidden(page)
 
     # 2. Apply the professional preset, through its confirmation step.
     page.click("nav >> text=Presets & costs")
