@@ -212,7 +212,7 @@ def test_sendgrid_replies_become_outcomes(sendgrid_api, sendgrid_server):
     assert first["custom_args"]["mailops_message_id"] == rows["ok@example.com"].message_id
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_send_batch_paces_a_server_across_concurrent_batches(relay):
     import threading
     from pathlib import Path

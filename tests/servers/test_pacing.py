@@ -61,7 +61,7 @@ def test_an_idle_server_sends_at_once_and_backlog_reports_the_wait():
         assert pacing.backlog_seconds(server) == 10.0
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_pacing_holds_across_workers(relay):
     server = make_server(relay, min_delay=DELAY)
     config = smtp_config(relay)

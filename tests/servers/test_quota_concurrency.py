@@ -24,9 +24,9 @@ from tests.support.engine import make_server
 WORKERS = 4
 CAPS = {"big": 400, "small": 150, "tiny": 7}
 
-# Rows must be committed for other connections to see them; serialized_rollback restores
-# the seeded presets and schedules the flush would otherwise wipe for later tests.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# Rows must be committed for other connections to see them. Nothing here needs the seeded
+# presets, which the flush after a transactional test removes.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def make_servers() -> dict[str, Server]:
