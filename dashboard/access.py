@@ -14,10 +14,9 @@ from django.views.decorators.http import require_POST
 from mailops.permissions import is_operator
 
 
-def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """A POST-only view that only operators may call; everyone else gets 403."""
+def operator_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A view only operators may call (an edit form, say); everyone else gets 403."""
 
-    @require_POST
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not is_operator(request.user):
@@ -25,3 +24,8 @@ def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """An action: POST only, operators only."""
+    return require_POST(operator_only(view))

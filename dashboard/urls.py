@@ -24,6 +24,7 @@ urlpatterns = [
     path("servers/", servers.servers, name="servers"),
     path("servers/rows/", servers.rows_partial, name="server-rows"),
     path("servers/<int:pk>/", servers.detail, name="server-detail"),
+    path("servers/<int:pk>/form/", servers.server_form, name="server-form"),
     path("servers/<int:pk>/edit/", servers.edit, name="server-edit"),
     path("servers/<int:pk>/pause/", servers.pause, name="server-pause"),
     path("servers/<int:pk>/resume/", servers.resume, name="server-resume"),

@@ -16,7 +16,7 @@ from servers.models import BlocklistCheck, HealthCheck, Server, ServerKind
 
 from .. import selectors
 from ..display import chart_labels
-from ..access import operator_required
+from ..access import operator_only, operator_required
 from ..forms import ServerForm, add_domain_error
 from .common import back, page
 
@@ -40,24 +40,37 @@ def _server(pk: int) -> Server:
 
 
 def _detail_context(server: Server, form: ServerForm | None = None) -> dict:
+    volume = selectors.daily_volume(days=HISTORY_DAYS, server=server)
     return {
         "server": server,
         "row": selectors.server_row(server),
-        "volume": selectors.daily_volume(days=HISTORY_DAYS, server=server),
-        "reputation": selectors.reputation_history(server, days=HISTORY_DAYS),
+        "volume": volume,
+        "reputation": selectors.reputation_history(server, volume),
         "health_checks": list(HealthCheck.objects.filter(server=server)[:HEALTH_ROWS]),
         "blocklist_checks": list(
             BlocklistCheck.objects.filter(server=server).exclude(status=BlocklistCheck.Status.CLEAR)[:BLOCKLIST_ROWS]
         ),
         "last_clear": BlocklistCheck.objects.filter(server=server, status=BlocklistCheck.Status.CLEAR).first(),
-        "form": form or ServerForm(instance=server),
+        # The edit form is fetched when opened (server_form) unless it comes back with errors:
+        # it is the costliest part of the page and the page is mostly read.
+        "form": form,
         "chart_labels": chart_labels(),
-        "has_password": bool(server.password) if server.kind == ServerKind.SMTP else bool(server.api_key),
+        "has_password": _has_secret(server),
     }
 
 
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return page(request, "dashboard/server_detail.html", _detail_context(_server(pk)))
+
+
+@operator_only
+def server_form(request: HttpRequest, pk: int) -> HttpResponse:
+    server = _server(pk)
+    return page(request, "dashboard/partials/server_form.html", {"server": server, "form": ServerForm(instance=server), "has_password": _has_secret(server)})
+
+
+def _has_secret(server: Server) -> bool:
+    return bool(server.password) if server.kind == ServerKind.SMTP else bool(server.api_key)
 
 
 @operator_required

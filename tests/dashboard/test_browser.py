@@ -195,6 +195,8 @@ def test_an_operator_runs_a_campaign_from_the_browser(
     sent = next(d for d in volume if d["label"] == "Sent")
     assert sent["total"] == len(relays[busiest].messages)
     assert reputation[0]["total"] > 0
+    page.click("#edit-server summary")  # the edit form loads when opened
+    expect(page.locator("#server-form input[name=password]")).to_have_value("")
     shot("08-server-detail")
 
     # The overview and the campaign at phone width.

@@ -21,7 +21,8 @@ def pages(world) -> list[tuple[str, list[str]]]:
         (reverse("dashboard:preset-recommend") + "?emails_per_day=2000", ["Professional - Five Servers", "80%"]),
         (reverse("dashboard:servers"), ["SMTP Server 1", "127.0.0.11", "unconfigured", "day 1 of 6", "20 / 50"]),
         (reverse("dashboard:server-rows"), ['id="server-rows"', "SMTP Server 5"]),
-        (reverse("dashboard:server-detail", args=[server.pk]), ["reputation-chart", "volume-chart", "connection refused on 127.0.0.1:9", "Listed for spam sources", "zen.spamhaus.org", 'name="password"']),
+        (reverse("dashboard:server-detail", args=[server.pk]), ["reputation-chart", "volume-chart", "connection refused on 127.0.0.1:9", "Listed for spam sources", "zen.spamhaus.org", "Edit server"]),
+        (reverse("dashboard:server-form", args=[server.pk]), ['id="server-form"', 'name="password"', 'value="127.0.0.11"']),
         (reverse("dashboard:prospects"), ["Spring leads", "Upload a CSV", "leads.csv"]),
         (reverse("dashboard:list-detail", args=[world.prospect_list.pk]), ["ana@example.es", "Bobco"]),
         (reverse("dashboard:import-detail", args=[world.job.pk]), ["import-bar", "not-an-email", "Download all as CSV"]),
@@ -79,9 +80,9 @@ def test_the_server_page_never_renders_the_stored_password(operator_client, worl
     server = world.servers[0]
     server.password = "s3cret-relay-password"
     server.save()
-    body = operator_client.get(reverse("dashboard:server-detail", args=[server.pk])).content.decode()
-    assert "s3cret-relay-password" not in body
-    assert "A secret is stored." in body
+    for url in (reverse("dashboard:server-detail", args=[server.pk]), reverse("dashboard:server-form", args=[server.pk])):
+        assert "s3cret-relay-password" not in operator_client.get(url).content.decode()
+    assert "A secret is stored." in operator_client.get(reverse("dashboard:server-form", args=[server.pk])).content.decode()
 
 
 def test_the_import_error_report_downloads_as_csv(operator_client, world):

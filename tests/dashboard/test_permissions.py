@@ -49,6 +49,10 @@ def test_a_viewer_cannot_trigger_any_operator_action(viewer_client, world):
     assert list(Suppression.objects.values_list("email", flat=True)) == ["gone@example.org"]
 
 
+def test_a_viewer_cannot_open_the_server_edit_form(viewer_client, world):
+    assert viewer_client.get(reverse("dashboard:server-form", args=[world.servers[0].pk])).status_code == 403
+
+
 def test_operator_actions_only_accept_post(operator_client, world):
     for url, _data in operator_posts(world):
         assert operator_client.get(url).status_code == 405, url
@@ -59,7 +63,7 @@ CONTROLS = {
     "alerts": [">Acknowledge<"],
     "presets": ["Apply…", "Review changes…", '<button type="submit" class="btn">Save</button>'],
     "servers": [">Pause<", "Advance warm-up", "Check now"],
-    "server-detail": ["Edit server", 'name="password"'],
+    "server-detail": ["Edit server", "/form/"],
     "prospects": ["Upload a CSV", "New campaign"],
     "campaigns": ["New campaign"],
     "campaign-detail": ['data-action="start"', "Test send", ">Edit<"],
