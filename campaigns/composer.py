@@ -23,6 +23,7 @@ from django.conf import settings
 
 from servers.transports.base import OutgoingMessage
 
+from . import bulkwrite
 from .dkim import DkimSigner, signer_from_settings
 from .headers import HeaderInjection, InvalidAddress
 from .models import Campaign, Message, MessageStatus, Prospect
@@ -246,4 +247,4 @@ def _store_message_ids(messages: list[Message]) -> None:
     outcome recording (or outlives a crashed worker) still finds its row."""
     fresh = [m for m in messages if m.message_id]
     if fresh:
-        Message.objects.filter(status=MessageStatus.SENDING).bulk_update(fresh, ["message_id"], batch_size=500)
+        bulkwrite.update_rows(Message, fresh, ["message_id"], filters={"status": MessageStatus.SENDING})

@@ -1,9 +1,9 @@
 """Recording what happened to a batch, in bulk: message rows, events, counters, server stats.
 
 One call records a whole batch in one transaction: the message rows with one
-`bulk_update`, the DeliveryEvents with one `bulk_create`, each campaign's counters with
-one F() UPDATE, the server's daily aggregates with one UPDATE, and hard bounces on the
-suppression list.
+UPDATE … FROM (VALUES …) (campaigns/bulkwrite.py), the DeliveryEvents with one
+`bulk_create`, each campaign's counters with one F() UPDATE, the server's daily
+aggregates with one UPDATE, and hard bounces on the suppression list.
 
 What each outcome becomes:
 
@@ -41,7 +41,7 @@ from servers import stats
 from servers.models import Server
 from servers.outcome import Category, Outcome, Status
 
-from . import suppression
+from . import bulkwrite, suppression
 from .models import Campaign, DeliveryEvent, Message, MessageStatus, Suppression
 
 FIRST_RETRY = dt.timedelta(minutes=5)
@@ -162,7 +162,7 @@ def record(
         result.statuses[status] += 1
 
     if updated:
-        Message.objects.filter(status=MessageStatus.SENDING).bulk_update(updated, _ATTEMPT_FIELDS, batch_size=500)
+        bulkwrite.update_rows(Message, updated, _ATTEMPT_FIELDS, filters={"status": MessageStatus.SENDING})
 
     requeue_ids = [m.pk for m in requeued if m.pk in ours]
     if requeue_ids:
@@ -176,7 +176,8 @@ def record(
     suppressed_ids = [m.pk for m in suppressed if m.pk in ours]
     if suppressed_ids:
         Message.objects.filter(pk__in=suppressed_ids, status=MessageStatus.SENDING).update(
-            status=MessageStatus.SUPPRESSED, lease_expires_at=None, reply_text="suppressed: checked again at send time"
+            status=MessageStatus.SUPPRESSED, lease_expires_at=None, reply_text="suppressed: checked again at send time",
+            sent_at=None,  # the dispatcher marks a few messages ahead of the one it sends
         )
         for message in suppressed:
             if message.pk in ours and message.campaign_id:
@@ -188,6 +189,7 @@ def record(
         message.status = MessageStatus.FAILED
         message.lease_expires_at = None
         message.reply_text = f"not sent: {reason}"
+        message.sent_at = None
         events.append(
             DeliveryEvent(message=message, server=None, kind=DeliveryEvent.Kind.FAILED, created_at=now,
                           category=str(Category.PERMANENT), text=message.reply_text, source="mailops")
@@ -196,8 +198,9 @@ def record(
             campaign_counts[message.campaign_id][MessageStatus.FAILED] += 1
         result.statuses[MessageStatus.FAILED] += 1
     if refused_rows:
-        Message.objects.filter(status=MessageStatus.SENDING).bulk_update(
-            [m for m, _ in refused_rows], ["status", "lease_expires_at", "reply_text"], batch_size=500
+        bulkwrite.update_rows(
+            Message, [m for m, _ in refused_rows], ["status", "lease_expires_at", "reply_text", "sent_at"],
+            filters={"status": MessageStatus.SENDING},
         )
 
     if events:
