@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from mailops.errors import DomainError
 from servers.configuration import active_configuration, apply_plan, get_presets, plan_change, recommend_preset, set_rotation_strategy
@@ -93,7 +93,9 @@ def plan(request: HttpRequest) -> HttpResponse:
         return redirect("dashboard:presets")
     if change is None:
         if request.htmx:
-            return page(request, "dashboard/partials/custom_form.html", {"custom_form": form}, status=422)
+            # The errors belong in the form itself, not in the confirmation panel the request aimed at.
+            response = page(request, "dashboard/partials/custom_form.html", {"custom_form": form}, status=422)
+            return reswap(retarget(response, "#custom-form"), "outerHTML")
         return page(request, "dashboard/presets.html", _context(request, custom_form=form), status=422)
     context = {"plan": change, "custom_form": form, "preset_key": key, "config": active_configuration()}
     if request.htmx:

@@ -135,6 +135,7 @@ def test_a_custom_configuration_is_validated_with_messages(operator_client, worl
         headers=HTMX,
     )
     assert response.status_code == 422
+    assert (response["HX-Retarget"], response["HX-Reswap"]) == ("#custom-form", "outerHTML")
     body = response.content.decode()
     assert body.count('class="errorlist') == 3
     response = operator_client.post(

@@ -74,6 +74,7 @@ def test_every_page_sends_the_csrf_token_with_htmx_requests(operator_client, wor
     body = operator_client.get(reverse("dashboard:overview")).content.decode()
     assert "hx-headers='{\"X-CSRFToken\": \"" in body
     assert '"includeIndicatorStyles":false' in body
+    assert '"allowEval":false' in body and '"attributesToSettle":["class","width","height"]' in body
 
 
 def test_the_server_page_never_renders_the_stored_password(operator_client, world):
