@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
@@ -116,7 +117,7 @@ def apply(request: HttpRequest) -> HttpResponse:
         messages.success(
             request,
             _("Applied %(name)s: %(servers)s servers, %(capacity)s emails a day.")
-            % {"name": config.name, "servers": config.server_count, "capacity": f"{config.emails_per_day:,}"},
+            % {"name": config.name, "servers": config.server_count, "capacity": number_format(config.emails_per_day, force_grouping=True)},
         )
     target = reverse("dashboard:presets")
     return HttpResponseClientRedirect(target) if request.htmx else redirect(target)

@@ -126,6 +126,8 @@ def test_applying_a_preset_asks_for_confirmation_and_shows_the_change(operator_c
     assert response.status_code == 200 and response["HX-Redirect"] == reverse("dashboard:presets")
     assert Configuration.objects.get(is_active=True).preset.key == "business"
     assert Server.objects.filter(in_pool=True, kind="smtp").count() == 10
+    body = operator_client.get(reverse("dashboard:presets")).content.decode()
+    assert "Applied Business - Ten Servers: 10 servers, 5,000 emails a day." in body
 
 
 def test_a_custom_configuration_is_validated_with_messages(operator_client, world):
