@@ -163,6 +163,8 @@ def test_an_operator_runs_a_campaign_from_the_browser(
     page.wait_for_selector("#preview .mail-head__subject")
     assert page.inner_text("#preview .mail-head__subject") == "Hello Lead 0"
     frame = page.frame_locator("#preview iframe")
+    # The body field still has the focus: the preview follows typing, not only leaving a field.
+    expect(frame.locator("body")).to_contain_text("Hi Lead 0 of Agency 0, our spring rates are in.")
     assert "Unsubscribe" in frame.locator("body").inner_text()
     shot("05-campaign-preview")
     page.click("#campaign-form button[type=submit]")
