@@ -151,7 +151,16 @@ class ServerForm(Styled, forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.kind == ServerKind.SENDGRID:
-            for name in ("host", "port", "security", "verify_tls", "username", "password", "bind_source_address", "helo_name"):
+            for name in (
+                "host",
+                "port",
+                "security",
+                "verify_tls",
+                "username",
+                "password",
+                "bind_source_address",
+                "helo_name",
+            ):
                 self.fields.pop(name, None)
         else:
             self.fields.pop("api_key")
@@ -176,7 +185,9 @@ class UploadForm(Styled, forms.Form):
         label=_("Add to list"), queryset=ProspectList.objects.all(), required=False, empty_label=_("— a new list —")
     )
     new_list_name = forms.CharField(label=_("New list name"), max_length=200, required=False)
-    file = forms.FileField(label=_("CSV file"), help_text=_("Needs an email column; name, company and country are optional."))
+    file = forms.FileField(
+        label=_("CSV file"), help_text=_("Needs an email column; name, company and country are optional.")
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -192,7 +203,9 @@ class CampaignForm(Styled, forms.Form):
     from_email = forms.EmailField(label=_("From address"))
     reply_to = forms.EmailField(label=_("Reply-To"), required=False)
     subject = forms.CharField(
-        label=_("Subject"), max_length=500, help_text=_('Merge fields: {{ name }}, {{ company }}, {{ name|default:"there" }}')
+        label=_("Subject"),
+        max_length=500,
+        help_text=_('Merge fields: {{ name }}, {{ company }}, {{ name|default:"there" }}'),
     )
     html_body = forms.CharField(label=_("HTML body"), required=False, widget=forms.Textarea(attrs={"rows": 10}))
     text_body = forms.CharField(
@@ -210,7 +223,18 @@ class CampaignForm(Styled, forms.Form):
     )
     daily_max = forms.IntegerField(label=_("At most per day"), min_value=1, required=False)
 
-    FIELDS = ("name", "prospect_list", "from_name", "from_email", "reply_to", "subject", "html_body", "text_body", "scheduled_at", "daily_max")
+    FIELDS = (
+        "name",
+        "prospect_list",
+        "from_name",
+        "from_email",
+        "reply_to",
+        "subject",
+        "html_body",
+        "text_body",
+        "scheduled_at",
+        "daily_max",
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -87,13 +87,16 @@ def overview(*, day: dt.date | None = None) -> Overview:
     """
     day = day or sending_day()
     pool = list(
-        Server.objects.filter(in_pool=True).annotate(configured=Case(When(_CONFIGURED, then=True), default=False))
+        Server.objects.filter(in_pool=True)
+        .annotate(configured=Case(When(_CONFIGURED, then=True), default=False))
         .values_list("pk", "state", "ip_address", "reputation", "configured")
     )
     ids = [row[0] for row in pool]
     totals = ServerDailyStat.objects.filter(server_id__in=ids).aggregate(
-        sent=Coalesce(Sum("sent"), 0), returned=Coalesce(Sum("returned"), 0),
-        bounced=Coalesce(Sum("bounced"), 0), failed=Coalesce(Sum("failed"), 0),
+        sent=Coalesce(Sum("sent"), 0),
+        returned=Coalesce(Sum("returned"), 0),
+        bounced=Coalesce(Sum("bounced"), 0),
+        failed=Coalesce(Sum("failed"), 0),
     )
     capacity = Quota.objects.filter(server_id__in=ids, day=day).aggregate(used=Sum("used"), cap=Sum("cap"))
     configured = [row for row in pool if row[4]]

@@ -83,7 +83,11 @@ def _initial(campaign: Campaign) -> dict[str, Any]:
 
 def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
     campaign = _campaign(pk)
-    return page(request, "dashboard/campaign_form.html", {"form": CampaignForm(initial=_initial(campaign)), "campaign": campaign})
+    return page(
+        request,
+        "dashboard/campaign_form.html",
+        {"form": CampaignForm(initial=_initial(campaign)), "campaign": campaign},
+    )
 
 
 @operator_required
@@ -202,7 +206,7 @@ def campaign_preview(request: HttpRequest) -> HttpResponse:
         context["error"] = str(exc)
     else:
         key = hashlib.sha256(rendered.html.encode()).hexdigest()[:16]
-        kept = dict(list(request.session.get(PREVIEW_SESSION_KEY, {}).items())[-(PREVIEWS_KEPT - 1):])
+        kept = dict(list(request.session.get(PREVIEW_SESSION_KEY, {}).items())[-(PREVIEWS_KEPT - 1) :])
         kept[key] = rendered.html
         request.session[PREVIEW_SESSION_KEY] = kept
         context.update({"rendered": rendered, "frame_url": reverse("dashboard:campaign-preview-frame") + f"?k={key}"})
@@ -216,7 +220,9 @@ def campaign_preview_frame(request: HttpRequest) -> HttpResponse:
     if request.GET.get("campaign", "").isdigit():
         campaign = _campaign(int(request.GET["campaign"]))
         try:
-            html = _render({name: getattr(campaign, name) for name in CampaignForm.FIELDS}, campaign.prospect_list_id).html
+            html = _render(
+                {name: getattr(campaign, name) for name in CampaignForm.FIELDS}, campaign.prospect_list_id
+            ).html
         except (HeaderInjection, InvalidAddress, InvalidMessage, RecipientRefused) as exc:
             html = format_html("<p>{}</p>", str(exc))
     else:

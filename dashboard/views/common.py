@@ -1,17 +1,22 @@
+"""What every dashboard view shares: rendering with the role, pagination, going back after a POST."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from mailops.permissions import is_operator
 
 PAGE_SIZE = 50
 
 
-def page(request: HttpRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200) -> HttpResponse:
+def page(
+    request: HttpRequest, template: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> HttpResponse:
     """Render with what every page needs: the role decides which controls appear."""
     context = dict(context or {})
     context.setdefault("can_operate", is_operator(request.user))
@@ -28,10 +33,9 @@ def paginate(request: HttpRequest, queryset: Any, *, count: int | None = None, p
 
 def back(request: HttpRequest, default: str) -> HttpResponse:
     """After a form POST without HTMX: return to the page it came from (same host only)."""
-    from django.shortcuts import redirect
-    from django.utils.http import url_has_allowed_host_and_scheme
-
     target = request.POST.get("next") or ""
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = default
     return redirect(target)

@@ -14,8 +14,8 @@ from servers.models import Alert
 from servers.recommendations import get_recommendations
 
 from .. import selectors
-from ..display import chart_labels
 from ..access import operator_required
+from ..display import chart_labels
 from .common import back, page
 
 LATEST_ALERTS = 8
@@ -60,5 +60,7 @@ def acknowledge_alert(request: HttpRequest, pk: int) -> HttpResponse:
     alert.refresh_from_db()
     if not request.htmx:
         return back(request, reverse("dashboard:overview"))
-    template = "dashboard/partials/alert_item.html" if request.POST.get("compact") else "dashboard/partials/alert_row.html"
+    template = (
+        "dashboard/partials/alert_item.html" if request.POST.get("compact") else "dashboard/partials/alert_row.html"
+    )
     return page(request, template, {"alert": alert})

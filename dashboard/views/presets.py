@@ -15,7 +15,14 @@ from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from mailops.errors import DomainError
-from servers.configuration import active_configuration, apply_plan, get_presets, plan_change, recommend_preset, set_rotation_strategy
+from servers.configuration import (
+    active_configuration,
+    apply_plan,
+    get_presets,
+    plan_change,
+    recommend_preset,
+    set_rotation_strategy,
+)
 from servers.models import Preset, Tier
 
 from ..access import operator_required
@@ -24,7 +31,15 @@ from .common import page
 
 TIER_ORDER = [t.value for t in Tier]
 # The rows of the seed's "Comparación de Costos" table, in its order.
-COMPARISON_KEYS = ["starter", "basic-dual", "professional", "business", "enterprise", "hybrid-basic", "hybrid-professional"]
+COMPARISON_KEYS = [
+    "starter",
+    "basic-dual",
+    "professional",
+    "business",
+    "enterprise",
+    "hybrid-basic",
+    "hybrid-professional",
+]
 UPGRADE_AT = 0.8
 
 
@@ -65,7 +80,13 @@ def recommend(request: HttpRequest) -> HttpResponse:
         context.update({"volume": volume, "preset": preset})
         if preset is not None and preset.emails_per_day:
             share = volume / preset.emails_per_day
-            context.update({"utilisation": round(100 * share), "over_capacity": share > 1, "near_capacity": UPGRADE_AT < share <= 1})
+            context.update(
+                {
+                    "utilisation": round(100 * share),
+                    "over_capacity": share > 1,
+                    "near_capacity": UPGRADE_AT < share <= 1,
+                }
+            )
     return page(request, "dashboard/partials/volume_result.html", context)
 
 
@@ -117,7 +138,11 @@ def apply(request: HttpRequest) -> HttpResponse:
         messages.success(
             request,
             _("Applied %(name)s: %(servers)s servers, %(capacity)s emails a day.")
-            % {"name": config.name, "servers": config.server_count, "capacity": number_format(config.emails_per_day, force_grouping=True)},
+            % {
+                "name": config.name,
+                "servers": config.server_count,
+                "capacity": number_format(config.emails_per_day, force_grouping=True),
+            },
         )
     target = reverse("dashboard:presets")
     return HttpResponseClientRedirect(target) if request.htmx else redirect(target)

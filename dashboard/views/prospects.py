@@ -48,7 +48,9 @@ def upload(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return prospects(request, form, status=422)
     try:
-        prospect_list = form.cleaned_data["prospect_list"] or services.list_create(name=form.cleaned_data["new_list_name"])
+        prospect_list = form.cleaned_data["prospect_list"] or services.list_create(
+            name=form.cleaned_data["new_list_name"]
+        )
         upload_file = form.cleaned_data["file"]
         job = services.import_create(
             prospect_list=prospect_list, upload=upload_file, filename=upload_file.name, user=request.user
@@ -104,4 +106,3 @@ def list_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "dashboard/list_detail.html",
         {"list": prospect_list, "prospects": paginate(request, rows, count=count), "search": search, "q": q},
     )
-

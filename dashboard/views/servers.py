@@ -15,8 +15,8 @@ from servers.configuration import advance_warmup_day
 from servers.models import BlocklistCheck, HealthCheck, Server, ServerKind
 
 from .. import selectors
-from ..display import chart_labels
 from ..access import operator_only, operator_required
+from ..display import chart_labels
 from ..forms import ServerForm, add_domain_error
 from .common import back, page
 
@@ -27,12 +27,20 @@ BLOCKLIST_ROWS = 30
 
 def servers(request: HttpRequest) -> HttpResponse:
     include_idle = request.GET.get("all") == "1"
-    return page(request, "dashboard/servers.html", {"rows": selectors.server_rows(include_idle=include_idle), "include_idle": include_idle})
+    return page(
+        request,
+        "dashboard/servers.html",
+        {"rows": selectors.server_rows(include_idle=include_idle), "include_idle": include_idle},
+    )
 
 
 def rows_partial(request: HttpRequest) -> HttpResponse:
     include_idle = request.GET.get("all") == "1"
-    return page(request, "dashboard/partials/server_rows.html", {"rows": selectors.server_rows(include_idle=include_idle), "include_idle": include_idle})
+    return page(
+        request,
+        "dashboard/partials/server_rows.html",
+        {"rows": selectors.server_rows(include_idle=include_idle), "include_idle": include_idle},
+    )
 
 
 def _server(pk: int) -> Server:
@@ -66,7 +74,11 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
 @operator_only
 def server_form(request: HttpRequest, pk: int) -> HttpResponse:
     server = _server(pk)
-    return page(request, "dashboard/partials/server_form.html", {"server": server, "form": ServerForm(instance=server), "has_password": _has_secret(server)})
+    return page(
+        request,
+        "dashboard/partials/server_form.html",
+        {"server": server, "form": ServerForm(instance=server), "has_password": _has_secret(server)},
+    )
 
 
 def _has_secret(server: Server) -> bool:

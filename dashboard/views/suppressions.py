@@ -32,7 +32,11 @@ def suppressions(request: HttpRequest, form: SuppressionForm | None = None, stat
         "reasons": Suppression.Reason.choices,
         "form": form or SuppressionForm(),
     }
-    template = "dashboard/partials/suppression_table.html" if request.htmx and request.method == "GET" else "dashboard/suppressions.html"
+    template = (
+        "dashboard/partials/suppression_table.html"
+        if request.htmx and request.method == "GET"
+        else "dashboard/suppressions.html"
+    )
     return page(request, template, context, status=status)
 
 
@@ -42,7 +46,9 @@ def suppression_add(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return suppressions(request, form, status=422)
     email = form.cleaned_data["email"]
-    if suppression.suppress(email, reason=form.cleaned_data["reason"], source=f"dashboard: {request.user.get_username()}"):
+    if suppression.suppress(
+        email, reason=form.cleaned_data["reason"], source=f"dashboard: {request.user.get_username()}"
+    ):
         messages.success(request, _("%(email)s is suppressed: it will never be sent to again.") % {"email": email})
     else:
         messages.info(request, _("%(email)s was already suppressed.") % {"email": email})

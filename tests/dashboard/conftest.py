@@ -8,9 +8,18 @@ from dataclasses import dataclass
 import pytest
 
 from campaigns.models import Campaign, ImportJob, ImportRowError, Prospect, ProspectList, Suppression
-from servers.daytime import sending_day
-from servers.models import Alert, BlocklistCheck, HealthCheck, Quota, Server, ServerDailyStat, ServerKind, ServerState, WarmupSchedule
 from servers.configuration import load_preset
+from servers.daytime import sending_day
+from servers.models import (
+    Alert,
+    BlocklistCheck,
+    HealthCheck,
+    Quota,
+    Server,
+    ServerDailyStat,
+    ServerKind,
+    ServerState,
+)
 
 
 @dataclass
@@ -53,11 +62,23 @@ def world(db) -> World:
             failed=1,
             reputation=92.5,
         )
-    HealthCheck.objects.create(server=first, ok=False, stage="connect", error="connection refused on 127.0.0.1:9", latency_ms=1.5)
-    BlocklistCheck.objects.create(
-        server=first, ip_address="127.0.0.11", zone="zen.spamhaus.org", status="listed", codes=["127.0.0.2"], reason="Listed for spam sources"
+    HealthCheck.objects.create(
+        server=first, ok=False, stage="connect", error="connection refused on 127.0.0.1:9", latency_ms=1.5
     )
-    alert = Alert.objects.create(level=Alert.Level.CRITICAL, kind="server_down", server=first, message="SMTP Server 1 is down: connection refused")
+    BlocklistCheck.objects.create(
+        server=first,
+        ip_address="127.0.0.11",
+        zone="zen.spamhaus.org",
+        status="listed",
+        codes=["127.0.0.2"],
+        reason="Listed for spam sources",
+    )
+    alert = Alert.objects.create(
+        level=Alert.Level.CRITICAL,
+        kind="server_down",
+        server=first,
+        message="SMTP Server 1 is down: connection refused",
+    )
     Alert.objects.create(level=Alert.Level.INFO, kind="server_up", server=first, message="SMTP Server 1 is up again")
     plist = ProspectList.objects.create(name="Spring leads", prospect_count=2)
     Prospect.objects.create(prospect_list=plist, email="ana@example.es", name="Ana", company="Acme")
@@ -72,9 +93,17 @@ def world(db) -> World:
         text_body="Hi {{ name }} from {{ company }}",
     )
     job = ImportJob.objects.create(
-        prospect_list=plist, filename="leads.csv", status=ImportJob.Status.DONE, total_bytes=100, bytes_read=100,
-        rows_total=3, rows_imported=2, rows_invalid=1,
+        prospect_list=plist,
+        filename="leads.csv",
+        status=ImportJob.Status.DONE,
+        total_bytes=100,
+        bytes_read=100,
+        rows_total=3,
+        rows_imported=2,
+        rows_invalid=1,
     )
-    ImportRowError.objects.create(job=job, line=3, reason="'not-an-email' is not an email address", raw="not-an-email,Zed")
+    ImportRowError.objects.create(
+        job=job, line=3, reason="'not-an-email' is not an email address", raw="not-an-email,Zed"
+    )
     Suppression.objects.create(email="gone@example.org", reason=Suppression.Reason.HARD_BOUNCE, source="smtp 550 5.1.1")
     return World(servers=servers, alert=alert, prospect_list=plist, campaign=campaign, job=job)

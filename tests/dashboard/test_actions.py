@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from campaigns import importer
 from campaigns.models import Campaign, ImportJob, Message, Suppression
-from servers.models import Alert, Configuration, HealthCheck, Server, ServerState
+from servers.models import Configuration, HealthCheck, Server, ServerState
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
@@ -87,9 +87,19 @@ def test_editing_a_server_keeps_the_password_when_left_blank(operator_client, wo
     server = world.servers[3]  # unconfigured slot
     url = reverse("dashboard:server-edit", args=[server.pk])
     data = {
-        "name": "Relay Madrid", "host": "127.0.0.1", "port": "2525", "security": "none", "username": "relay",
-        "password": "first-secret", "ip_address": "127.0.0.44", "helo_name": "mail.example.com", "region": "EU",
-        "priority": "1", "daily_limit": "400", "min_delay_seconds": "0.5", "warmup_enabled": "on",
+        "name": "Relay Madrid",
+        "host": "127.0.0.1",
+        "port": "2525",
+        "security": "none",
+        "username": "relay",
+        "password": "first-secret",
+        "ip_address": "127.0.0.44",
+        "helo_name": "mail.example.com",
+        "region": "EU",
+        "priority": "1",
+        "daily_limit": "400",
+        "min_delay_seconds": "0.5",
+        "warmup_enabled": "on",
     }
     response = operator_client.post(url, data)
     assert response.status_code == 302
@@ -106,7 +116,15 @@ def test_editing_a_server_shows_validation_messages(operator_client, world):
     server = world.servers[0]
     response = operator_client.post(
         reverse("dashboard:server-edit", args=[server.pk]),
-        {"name": "x", "host": "bad host\r\nMAIL FROM", "port": "25", "security": "none", "priority": "1", "daily_limit": "-1", "min_delay_seconds": "0"},
+        {
+            "name": "x",
+            "host": "bad host\r\nMAIL FROM",
+            "port": "25",
+            "security": "none",
+            "priority": "1",
+            "daily_limit": "-1",
+            "min_delay_seconds": "0",
+        },
     )
     assert response.status_code == 422
     body = response.content.decode()
@@ -115,14 +133,18 @@ def test_editing_a_server_shows_validation_messages(operator_client, world):
 
 
 def test_applying_a_preset_asks_for_confirmation_and_shows_the_change(operator_client, world):
-    response = operator_client.post(reverse("dashboard:preset-plan"), {"kind": "preset", "preset": "business"}, headers=HTMX)
+    response = operator_client.post(
+        reverse("dashboard:preset-plan"), {"kind": "preset", "preset": "business"}, headers=HTMX
+    )
     body = response.content.decode()
     assert response.status_code == 200
     assert "5 servers added" in body and "5 servers kept" in body
     assert "2,500" in body and "5,000" in body  # capacity before → after
     assert Configuration.objects.get(is_active=True).preset.key == "professional"  # nothing applied yet
 
-    response = operator_client.post(reverse("dashboard:preset-apply"), {"kind": "preset", "preset": "business"}, headers=HTMX)
+    response = operator_client.post(
+        reverse("dashboard:preset-apply"), {"kind": "preset", "preset": "business"}, headers=HTMX
+    )
     assert response.status_code == 200 and response["HX-Redirect"] == reverse("dashboard:presets")
     assert Configuration.objects.get(is_active=True).preset.key == "business"
     assert Server.objects.filter(in_pool=True, kind="smtp").count() == 10
@@ -142,7 +164,13 @@ def test_a_custom_configuration_is_validated_with_messages(operator_client, worl
     assert body.count('class="errorlist') == 3
     response = operator_client.post(
         reverse("dashboard:preset-plan"),
-        {"kind": "custom", "name": "Two regions", "server_count": "1", "daily_limit_per_server": "300", "regions": "US, EU"},
+        {
+            "kind": "custom",
+            "name": "Two regions",
+            "server_count": "1",
+            "daily_limit_per_server": "300",
+            "regions": "US, EU",
+        },
         headers=HTMX,
     )
     assert response.status_code == 422
@@ -150,7 +178,14 @@ def test_a_custom_configuration_is_validated_with_messages(operator_client, worl
 
 
 def test_a_custom_configuration_is_confirmed_then_applied(operator_client, world):
-    data = {"kind": "custom", "name": "Eight big", "server_count": "8", "daily_limit_per_server": "600", "include_sendgrid": "on", "warmup_enabled": "on"}
+    data = {
+        "kind": "custom",
+        "name": "Eight big",
+        "server_count": "8",
+        "daily_limit_per_server": "600",
+        "include_sendgrid": "on",
+        "warmup_enabled": "on",
+    }
     body = operator_client.post(reverse("dashboard:preset-plan"), data, headers=HTMX).content.decode()
     assert "3 servers added" in body and "9,600" in body
     assert 'name="server_count" value="8"' in body  # the confirmation carries the form along
@@ -168,7 +203,12 @@ def test_the_rotation_strategy_can_be_changed(operator_client, world):
 
 
 def test_the_volume_box_recommends_the_guides_preset(operator_client, world):
-    for volume, name in ((400, "Starter - One Server"), (1200, "Starter Triple"), (5000, "Business - Ten"), (9000, "Enterprise - Fifteen")):
+    for volume, name in (
+        (400, "Starter - One Server"),
+        (1200, "Starter Triple"),
+        (5000, "Business - Ten"),
+        (9000, "Enterprise - Fifteen"),
+    ):
         body = operator_client.get(reverse("dashboard:preset-recommend"), {"emails_per_day": volume}).content.decode()
         assert name in body, volume
     body = operator_client.get(reverse("dashboard:preset-recommend"), {"emails_per_day": 3000}).content.decode()
@@ -178,7 +218,9 @@ def test_the_volume_box_recommends_the_guides_preset(operator_client, world):
 
 
 def test_suppressing_and_removing_an_address(operator_client, world):
-    response = operator_client.post(reverse("dashboard:suppression-add"), {"email": "Bob@Example.com", "reason": "manual"})
+    response = operator_client.post(
+        reverse("dashboard:suppression-add"), {"email": "Bob@Example.com", "reason": "manual"}
+    )
     assert response.status_code == 302
     row = Suppression.objects.get(email="bob@example.com")
     assert row.reason == "manual" and "olivia" in row.source
@@ -214,28 +256,48 @@ def test_uploading_without_a_list_or_file_explains_what_is_missing(operator_clie
 
 def campaign_data(world, **changes):
     data = {
-        "name": "Autumn offer", "prospect_list": str(world.prospect_list.pk), "from_name": "Sales", "from_email": "sales@example.com",
-        "reply_to": "", "subject": "Hola {{ name }}", "html_body": "<p>Hi {{ name }}</p>", "text_body": "", "scheduled_at": "", "daily_max": "",
+        "name": "Autumn offer",
+        "prospect_list": str(world.prospect_list.pk),
+        "from_name": "Sales",
+        "from_email": "sales@example.com",
+        "reply_to": "",
+        "subject": "Hola {{ name }}",
+        "html_body": "<p>Hi {{ name }}</p>",
+        "text_body": "",
+        "scheduled_at": "",
+        "daily_max": "",
     }
     data.update(changes)
     return data
 
 
 def test_creating_a_campaign_validates_then_saves(operator_client, world):
-    response = operator_client.post(reverse("dashboard:campaign-create"), campaign_data(world, from_email="nope", html_body=""))
+    response = operator_client.post(
+        reverse("dashboard:campaign-create"), campaign_data(world, from_email="nope", html_body="")
+    )
     assert response.status_code == 422
     body = response.content.decode()
     assert "Enter a valid email address." in body and "Write an HTML body, a text body, or both." in body
-    response = operator_client.post(reverse("dashboard:campaign-create"), campaign_data(world, subject="Hi\r\nBcc: x@y.z"))
+    response = operator_client.post(
+        reverse("dashboard:campaign-create"), campaign_data(world, subject="Hi\r\nBcc: x@y.z")
+    )
     assert response.status_code == 422
     response = operator_client.post(reverse("dashboard:campaign-create"), campaign_data(world))
     campaign = Campaign.objects.get(name="Autumn offer")
-    assert response.status_code == 302 and response["Location"] == reverse("dashboard:campaign-detail", args=[campaign.pk])
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "dashboard:campaign-detail", args=[campaign.pk]
+    )
 
 
 def test_editing_a_campaign_saves_only_what_changed(operator_client, world):
     url = reverse("dashboard:campaign-update", args=[world.campaign.pk])
-    data = {**campaign_data(world), "name": world.campaign.name, "subject": "New subject {{ name }}", "html_body": world.campaign.html_body, "text_body": world.campaign.text_body}
+    data = {
+        **campaign_data(world),
+        "name": world.campaign.name,
+        "subject": "New subject {{ name }}",
+        "html_body": world.campaign.html_body,
+        "text_body": world.campaign.text_body,
+    }
     response = operator_client.post(url, data)
     assert response.status_code == 302
     world.campaign.refresh_from_db()
@@ -249,13 +311,20 @@ def test_the_live_preview_renders_the_form_for_the_lists_first_prospect(operator
     frame = body.split('src="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
     html = operator_client.get(frame).content.decode()
     assert "Hi Ana" in html and "nsubscribe" in html
-    broken = operator_client.post(reverse("dashboard:campaign-preview"), campaign_data(world, from_email="x"), headers=HTMX)
+    broken = operator_client.post(
+        reverse("dashboard:campaign-preview"), campaign_data(world, from_email="x"), headers=HTMX
+    )
     assert "flash--error" in broken.content.decode()
 
 
-def test_starting_pausing_resuming_and_cancelling_a_campaign(operator_client, world, django_capture_on_commit_callbacks):
+def test_starting_pausing_resuming_and_cancelling_a_campaign(
+    operator_client, world, django_capture_on_commit_callbacks
+):
     campaign = world.campaign
-    action = lambda name: operator_client.post(reverse("dashboard:campaign-action", args=[campaign.pk, name]), headers=HTMX)  # noqa: E731
+
+    def action(name: str):
+        return operator_client.post(reverse("dashboard:campaign-action", args=[campaign.pk, name]), headers=HTMX)
+
     with django_capture_on_commit_callbacks():
         body = action("start").content.decode()
     campaign.refresh_from_db()

@@ -61,7 +61,15 @@ def test_the_overview_cards_agree_with_get_statistics(world):
     ServerDailyStat.objects.filter(server=world.servers[0]).update(returned=2)
     cards = overview()
     found = get_statistics()["global"]
-    assert (cards.servers_total, cards.servers_active, cards.ips) == (found["totalServers"], found["activeServers"], found["totalIPs"])
-    assert (cards.sent, cards.delivered, cards.failed) == (found["totalSent"], found["totalDelivered"], found["totalFailed"])
+    assert (cards.servers_total, cards.servers_active, cards.ips) == (
+        found["totalServers"],
+        found["activeServers"],
+        found["totalIPs"],
+    )
+    assert (cards.sent, cards.delivered, cards.failed) == (
+        found["totalSent"],
+        found["totalDelivered"],
+        found["totalFailed"],
+    )
     assert cards.average_reputation == found["averageReputation"]
     assert cards.delivered == cards.sent - 2 * 14

@@ -17,13 +17,23 @@ from playwright.sync_api import expect
 
 from campaigns import dispatch
 from servers.models import Configuration, Server
-
 from tests.support.celery_worker import celery_worker, worker_overrides  # noqa: F401
 
-pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 PROSPECTS = 40
 TIMEOUT_MS = 60_000
@@ -103,7 +113,14 @@ def write_csv(path: Path) -> Path:
 
 
 def test_an_operator_runs_a_campaign_from_the_browser(
-    browser, live_server, operator, relay_factory, smtp_env, celery_worker, beat, tmp_path
+    browser,
+    live_server,
+    operator,
+    relay_factory,
+    smtp_env,
+    celery_worker,  # noqa: F811 (the fixture, requested by name)
+    beat,
+    tmp_path,
 ):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     relays = [relay_factory(name=f"relay-{n}", seed=n) for n in range(1, 6)]
@@ -115,7 +132,9 @@ def test_an_operator_runs_a_campaign_from_the_browser(
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" and not benign(m.text) else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("response", lambda r: problems.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 400 else None)
+    page.on(
+        "response", lambda r: problems.append(f"{r.status} {r.request.method} {r.url}") if r.status >= 400 else None
+    )
 
     def shot(name: str) -> None:
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -189,7 +208,8 @@ def test_an_operator_runs_a_campaign_from_the_browser(
     charts = page.evaluate(
         """() => ['volume-chart', 'reputation-chart'].map(id => {
             const chart = Chart.getChart(document.getElementById(id));
-            return chart ? chart.data.datasets.map(d => ({label: d.label, total: d.data.reduce((a, b) => a + (b || 0), 0)})) : null;
+            const total = d => d.data.reduce((a, b) => a + (b || 0), 0);
+            return chart ? chart.data.datasets.map(d => ({label: d.label, total: total(d)})) : null;
         })"""
     )
     volume, reputation = charts
@@ -202,7 +222,9 @@ def test_an_operator_runs_a_campaign_from_the_browser(
     shot("08-server-detail")
 
     # The overview and the campaign at phone width.
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, locale="es-ES", storage_state=context.storage_state())
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="es-ES", storage_state=context.storage_state()
+    )
     mobile = phone.new_page()
     mobile.on("console", lambda m: problems.append(m.text) if m.type == "error" and not benign(m.text) else None)
     mobile.goto(live_server.url + "/")

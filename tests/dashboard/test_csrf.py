@@ -8,8 +8,6 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from servers.models import Alert
-
 pytestmark = pytest.mark.django_db
 
 
@@ -26,7 +24,9 @@ def token_from_page(client: Client) -> str:
 
 
 def test_an_htmx_post_without_the_token_is_refused(strict_client, world):
-    response = strict_client.post(reverse("dashboard:alert-acknowledge", args=[world.alert.pk]), headers={"HX-Request": "true"})
+    response = strict_client.post(
+        reverse("dashboard:alert-acknowledge", args=[world.alert.pk]), headers={"HX-Request": "true"}
+    )
     assert response.status_code == 403
     world.alert.refresh_from_db()
     assert world.alert.acknowledged_at is None
@@ -57,4 +57,7 @@ def test_the_live_preview_post_needs_the_token_too(strict_client, world):
     url = reverse("dashboard:campaign-preview")
     assert strict_client.post(url, {"subject": "x"}, headers={"HX-Request": "true"}).status_code == 403
     token = token_from_page(strict_client)
-    assert strict_client.post(url, {"subject": "x"}, headers={"HX-Request": "true", "X-CSRFToken": token}).status_code == 200
+    assert (
+        strict_client.post(url, {"subject": "x"}, headers={"HX-Request": "true", "X-CSRFToken": token}).status_code
+        == 200
+    )

@@ -9,17 +9,35 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_spanish_browser_gets_the_spanish_interface(operator_client, world):
-    body = operator_client.get(reverse("dashboard:overview"), headers={"Accept-Language": "es-ES,es;q=0.9"}).content.decode()
+    body = operator_client.get(
+        reverse("dashboard:overview"), headers={"Accept-Language": "es-ES,es;q=0.9"}
+    ).content.decode()
     assert '<html lang="es">' in body
-    for text in ("Resumen", "Servidores activos", "Reputación promedio", "Últimas alertas", "Recomendaciones", "Reconocer"):
+    for text in (
+        "Resumen",
+        "Servidores activos",
+        "Reputación promedio",
+        "Últimas alertas",
+        "Recomendaciones",
+        "Reconocer",
+    ):
         assert text in body, text
 
 
 def test_every_page_has_spanish_headings(operator_client, world):
     headings = {
-        reverse("dashboard:presets"): ["Presets y costos", "¿Cuántos emails al día?", "Comparación de costos", "Recomendado"],
+        reverse("dashboard:presets"): [
+            "Presets y costos",
+            "¿Cuántos emails al día?",
+            "Comparación de costos",
+            "Recomendado",
+        ],
         reverse("dashboard:servers"): ["El pool de relays", "Comprobar ahora", "sin configurar"],
-        reverse("dashboard:server-detail", args=[world.servers[0].pk]): ["Reputación, 30 días", "Historial de listas negras", "Editar servidor"],
+        reverse("dashboard:server-detail", args=[world.servers[0].pk]): [
+            "Reputación, 30 días",
+            "Historial de listas negras",
+            "Editar servidor",
+        ],
         reverse("dashboard:prospects"): ["Subir un CSV", "Importaciones recientes"],
         reverse("dashboard:campaigns"): ["Nueva campaña", "Borrador"],
         reverse("dashboard:campaign-detail", args=[world.campaign.pk]): ["Envío de prueba", "Iniciar", "Pendientes"],

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from campaigns.models import Campaign, Suppression
-from servers.models import Alert, Configuration, Server, ServerState
+from servers.models import Configuration, Server, ServerState
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,18 @@ def operator_posts(world) -> list[tuple[str, dict]]:
         (reverse("dashboard:preset-plan"), {"kind": "preset", "preset": "business"}),
         (reverse("dashboard:preset-apply"), {"kind": "preset", "preset": "business"}),
         (reverse("dashboard:rotation"), {"strategy": "random"}),
-        (reverse("dashboard:server-edit", args=[server.pk]), {"name": "hijacked", "host": "127.0.0.1", "port": "25", "security": "none", "priority": "1", "daily_limit": "9999", "min_delay_seconds": "0"}),
+        (
+            reverse("dashboard:server-edit", args=[server.pk]),
+            {
+                "name": "hijacked",
+                "host": "127.0.0.1",
+                "port": "25",
+                "security": "none",
+                "priority": "1",
+                "daily_limit": "9999",
+                "min_delay_seconds": "0",
+            },
+        ),
         (reverse("dashboard:server-pause", args=[server.pk]), {}),
         (reverse("dashboard:server-resume", args=[server.pk]), {}),
         (reverse("dashboard:server-advance", args=[server.pk]), {}),
@@ -29,7 +40,10 @@ def operator_posts(world) -> list[tuple[str, dict]]:
         (reverse("dashboard:campaign-create"), {"name": "x"}),
         (reverse("dashboard:campaign-update", args=[campaign.pk]), {"name": "renamed"}),
         (reverse("dashboard:campaign-test", args=[campaign.pk]), {"to": "a@example.com"}),
-        *[(reverse("dashboard:campaign-action", args=[campaign.pk, a]), {}) for a in ("start", "pause", "resume", "cancel")],
+        *[
+            (reverse("dashboard:campaign-action", args=[campaign.pk, a]), {})
+            for a in ("start", "pause", "resume", "cancel")
+        ],
         (reverse("dashboard:suppression-add"), {"email": "x@example.com", "reason": "manual"}),
         (reverse("dashboard:suppression-remove"), {"email": "gone@example.org"}),
     ]
@@ -42,7 +56,12 @@ def test_a_viewer_cannot_trigger_any_operator_action(viewer_client, world):
     world.alert.refresh_from_db()
     server = Server.objects.get(pk=world.servers[0].pk)
     assert world.alert.acknowledged_at is None
-    assert (server.name, server.state, server.warmup_manual_advance, server.last_health_check_at) == ("SMTP Server 1", ServerState.ACTIVE, 0, None)
+    assert (server.name, server.state, server.warmup_manual_advance, server.last_health_check_at) == (
+        "SMTP Server 1",
+        ServerState.ACTIVE,
+        0,
+        None,
+    )
     assert Configuration.objects.get(is_active=True).preset.key == "professional"
     assert Configuration.objects.get(is_active=True).rotation_strategy == "round-robin"
     assert Campaign.objects.get().status == Campaign.Status.DRAFT
