@@ -25,6 +25,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from mailops.api_errors import BAD_REQUEST, COMMON, NOT_FOUND, ErrorOut
+from mailops.api_lists import IdFilter
 from mailops.errors import DomainError
 
 from . import importer, services, suppression
@@ -254,7 +255,7 @@ class ImportRowErrorOut(serializers.Serializer):
 
 
 class ImportJobFilter(filters.FilterSet):
-    list = filters.NumberFilter(field_name="prospect_list_id")
+    list = IdFilter(field_name="prospect_list_id")
     status = filters.ChoiceFilter(choices=ImportJob.Status.choices)
 
     class Meta:
@@ -362,7 +363,7 @@ CAMPAIGN_IN_EXAMPLE = {
 
 
 class TestSendIn(serializers.Serializer):
-    to = _text(max_length=320, help_text="Where to send the test; merged with the list's first prospect.")
+    to = serializers.EmailField(max_length=320, help_text="Where to send the test; merged with the list's first prospect.")
 
 
 class SendResultOut(serializers.Serializer):
@@ -418,7 +419,7 @@ def _per_server(entries: list[dict]) -> list[dict]:
 
 class CampaignFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=Campaign.Status.choices)
-    list = filters.NumberFilter(field_name="prospect_list_id")
+    list = IdFilter(field_name="prospect_list_id")
 
     class Meta:
         model = Campaign

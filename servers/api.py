@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mailops.api_errors import BAD_REQUEST, COMMON, NOT_FOUND, ErrorOut
+from mailops.api_lists import IdFilter
 from mailops.errors import DomainError
 
 from . import alerts, blocklist, configuration, health, recommendations, services, statistics
@@ -452,7 +453,7 @@ class ServerFilter(filters.FilterSet):
     state = filters.ChoiceFilter(choices=ServerState.choices)
     region = filters.CharFilter()
     inPool = filters.BooleanFilter(field_name="in_pool")
-    priority = filters.NumberFilter()
+    priority = IdFilter()
 
     class Meta:
         model = Server
@@ -679,7 +680,7 @@ class AlertOut(serializers.Serializer):
 class AlertFilter(filters.FilterSet):
     level = filters.ChoiceFilter(choices=Alert.Level.choices)
     kind = filters.CharFilter()
-    server = filters.NumberFilter(field_name="server_id")
+    server = IdFilter(field_name="server_id")
     acknowledged = filters.BooleanFilter(field_name="acknowledged_at", lookup_expr="isnull", exclude=True)
     since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 

@@ -75,6 +75,10 @@ def page(why: str) -> Rule:
     return Rule(why, {"GET": (LOGIN, 200, 200)})
 
 
+def operator_page(why: str) -> Rule:
+    return Rule(why, {"GET": (LOGIN, 403, 200)})
+
+
 def operator_post(why: str) -> Rule:
     return Rule(why, {"GET": (LOGIN, 405, 405), "POST": (LOGIN, 403, ALLOWED)})
 
@@ -156,6 +160,7 @@ DECISIONS: dict[str, Rule] = {
     "dashboard:servers": page("servers"),
     "dashboard:server-rows": page("servers partial"),
     "dashboard:server-detail": page("a server"),
+    "dashboard:server-form": operator_page("the server edit form (it shows which secrets are set, never their values)"),
     "dashboard:server-edit": operator_post("edit a server"),
     "dashboard:server-pause": operator_post("pause a server"),
     "dashboard:server-resume": operator_post("resume a server"),
