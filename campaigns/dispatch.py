@@ -514,7 +514,9 @@ def take_batch(*, server_id: int, message_ids: Iterable[int], lease: dt.datetime
     taken = list(
         Message.objects.filter(
             pk__in=ids, status=MessageStatus.SENDING, server_id=server_id, lease_expires_at=fresh
-        ).select_related("campaign", "prospect")
+        )
+        # No select_related: the composer loads each campaign and prospect once per batch,
+        # where a join would carry the campaign's bodies on every row.
     )
     return BatchHandover(taken=taken, returned=returned, cancelled=cancelled)
 
