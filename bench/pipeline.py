@@ -22,6 +22,22 @@ from .sinks import SinkFleet
 from .workers import Workers
 
 
+def _cpu_by_role(sink_pids: list[int]) -> dict[str, float]:
+    """CPU seconds used so far by the database server, the broker and the sinks (processes outside ours)."""
+    totals = {"database": 0.0, "broker": 0.0, "sinks": 0.0}
+    sinks = set(sink_pids)
+    for proc in psutil.process_iter(["pid", "name", "cpu_times"]):
+        name = proc.info["name"] or ""
+        times = proc.info["cpu_times"]
+        if times is None:
+            continue
+        role = "sinks" if proc.info["pid"] in sinks else "database" if name.startswith("postgres") else (
+            "broker" if name.startswith("redis-server") else None)
+        if role:
+            totals[role] += times.user + times.system
+    return totals
+
+
 def _busy(before: Any, after: Any) -> float:
     """Share of all cores busy between two psutil.cpu_times() readings, whoever used them."""
     idle = (after.idle + getattr(after, "iowait", 0)) - (before.idle + getattr(before, "iowait", 0))
@@ -54,6 +70,7 @@ def run(
     try:
         before = fleet.total()
         cpu_before = workers.cpu_seconds()
+        others_before = _cpu_by_role(fleet.pids())
         machine_before = psutil.cpu_times()
         started = time.time()
         campaign_start(campaign=campaign)
@@ -74,6 +91,7 @@ def run(
             time.sleep(0.2)
         polled = time.time()
         cpu_used = workers.cpu_seconds() - cpu_before
+        others_after = _cpu_by_role(fleet.pids())
         machine_after = psutil.cpu_times()
         peaks = workers.record_peaks()
     finally:
@@ -100,6 +118,11 @@ def run(
         # unlike msg/s, it hardly moves when something else shares the machine.
         "cpu_ms_per_msg": round(cpu_used * 1000 / campaign.sent, 2) if campaign.sent else None,
         "machine_busy_pct": _busy(machine_before, machine_after),
+        # The rest of each message's CPU, outside our processes (PostgreSQL and Redis only when used).
+        "other_cpu_ms_per_msg": {
+            role: round((others_after[role] - others_before[role]) * 1000 / campaign.sent, 2)
+            for role in others_after
+        } if campaign.sent else None,
         "worker_processes": concurrency,
         "worker_pool": "prefork",
         "dispatch_interval_s": dispatch_interval,
