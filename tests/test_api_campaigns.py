@@ -172,3 +172,18 @@ def test_campaigns_filter_by_status(operator_api, prospect_list):
     Campaign.objects.create(name="Draft", prospect_list=prospect_list, from_email="a@example.com", subject="Hi")
     Campaign.objects.create(name="Done", prospect_list=prospect_list, from_email="a@example.com", subject="Hi", status="done")
     assert [c["name"] for c in operator_api.get("/api/campaigns/", {"status": "done"}).json()["results"]] == ["Done"]
+
+
+def test_an_upload_whose_length_is_over_the_limit_is_refused_before_it_is_read(operator_api, settings, monkeypatch):
+    from rest_framework.parsers import MultiPartParser
+
+    def never(*args, **kwargs):
+        raise AssertionError("the body was parsed")
+
+    monkeypatch.setattr(MultiPartParser, "parse", never)
+    settings.IMPORT_MAX_BYTES = 1000
+    list_id = operator_api.post("/api/lists/", {"name": "Big"}, format="json").json()["id"]
+    big = csv_file("email\r\n" + "someone@example.com\r\n" * 5000)
+    response = operator_api.post(f"/api/lists/{list_id}/upload/", {"file": big}, format="multipart")
+    assert response.status_code == 413
+    assert "split it" in response.json()["error"]
