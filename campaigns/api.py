@@ -25,7 +25,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from mailops.api_errors import BAD_REQUEST, COMMON, NOT_FOUND, ErrorOut
-from mailops.api_lists import IdFilter
+from mailops.api_lists import IdFilter, UtcDateTimeFilter
 from mailops.errors import DomainError
 
 from . import importer, services, suppression
@@ -568,7 +568,7 @@ class SuppressionImportOut(serializers.Serializer):
 class SuppressionFilter(filters.FilterSet):
     reason = filters.ChoiceFilter(choices=Suppression.Reason.choices)
     email = filters.CharFilter(method="by_email")
-    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Suppression

@@ -6,6 +6,8 @@ camelCase names and each view maps them to model fields in `ordering_aliases`.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 from django.utils.encoding import force_str
 from django_filters import rest_framework as filters
@@ -90,3 +92,19 @@ class IdFilter(filters.NumberFilter):
         kwargs.setdefault("min_value", -(2**63))
         kwargs.setdefault("max_value", 2**63 - 1)
         super().__init__(*args, **kwargs)
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    """An ISO 8601 filter whose value reaches the database in UTC.
+
+    Python accepts offsets up to ±23:59 but PostgreSQL only ±15:59, so `-18:05` would be a
+    500 there; a time that leaves the calendar once in UTC is a 400.
+    """
+
+    def filter(self, qs, value):
+        if value is not None:
+            try:
+                value = value.astimezone(dt.UTC)
+            except OverflowError:
+                raise ValidationError({self.field_name: ["that date and time is out of range"]}) from None
+        return super().filter(qs, value)

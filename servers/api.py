@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mailops.api_errors import BAD_REQUEST, COMMON, NOT_FOUND, ErrorOut
-from mailops.api_lists import IdFilter
+from mailops.api_lists import IdFilter, UtcDateTimeFilter
 from mailops.errors import DomainError
 
 from . import alerts, blocklist, configuration, health, recommendations, services, statistics
@@ -682,7 +682,7 @@ class AlertFilter(filters.FilterSet):
     kind = filters.CharFilter()
     server = IdFilter(field_name="server_id")
     acknowledged = filters.BooleanFilter(field_name="acknowledged_at", lookup_expr="isnull", exclude=True)
-    since = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
 
     class Meta:
         model = Alert
