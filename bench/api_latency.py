@@ -54,10 +54,13 @@ def measure(env: BenchEnv, *, calls: int) -> dict[str, Any]:
 
     reset_quota()
     token = _token()
+    (env.work / "logs").mkdir(parents=True, exist_ok=True)
+    log = open(env.work / "logs" / "api-server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.api_latency", "serve"],
-        cwd=ROOT, env=env.subprocess_env(), stdout=subprocess.PIPE, start_new_session=True,
+        cwd=ROOT, env=env.subprocess_env(), stdout=subprocess.PIPE, stderr=log, start_new_session=True,
     )
+    log.close()
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode().split()
