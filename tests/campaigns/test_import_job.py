@@ -186,7 +186,9 @@ def test_an_export_reimports_unchanged_and_neutralises_formulas():
     assert Prospect.objects.get(prospect_list=copy, email="a@agency.es").name == '=HYPERLINK("x")'
 
 
+@pytest.mark.django_db(transaction=True)
 def test_the_command_imports_a_file_and_prints_the_counts(tmp_path):
+    # Outside a test transaction, as in real use: on PostgreSQL the chunks are written by a second thread.
     from django.core.management import call_command
 
     path = tmp_path / "agencies.csv"
