@@ -282,7 +282,7 @@ def _sources(now: dt.datetime, day: dt.date) -> list[_Source]:
 
 
 def _due(source: _Source, *, now: dt.datetime, limit: int, regions: set[str] | None) -> list[tuple[int, str]]:
-    """Up to `limit` due messages of one source as (id, region), oldest first, locked on PostgreSQL."""
+    """Up to `limit` due messages of one source as (id, region), soonest due first, locked on PostgreSQL."""
     if limit <= 0:
         return []
     qs = Message.objects.filter(status__in=PENDING, next_attempt_at__lte=now)
@@ -291,15 +291,14 @@ def _due(source: _Source, *, now: dt.datetime, limit: int, regions: set[str] | N
         qs = qs.filter(region__in=sorted(regions))
     if connection.features.has_select_for_update_skip_locked:
         qs = qs.select_for_update(skip_locked=True, of=("self",))
+    # Soonest due first, read straight off the message_campaign_due index (never the sent rows).
+    qs = qs.order_by("next_attempt_at")
     if source.new_budget is None:
-        return list(qs.order_by("pk").values_list("pk", "region")[:limit])
-    retries = list(qs.filter(first_attempt_at__isnull=False).order_by("pk").values_list("pk", "region")[:limit])
-    fresh = list(
-        qs.filter(first_attempt_at__isnull=True).order_by("pk").values_list("pk", "region")[
-            : min(limit - len(retries), source.new_budget)
-        ]
-    ) if len(retries) < limit and source.new_budget > 0 else []
-    return sorted(retries + fresh)
+        return list(qs.values_list("pk", "region")[:limit])
+    retries = list(qs.filter(first_attempt_at__isnull=False).values_list("pk", "region")[:limit])
+    room = min(limit - len(retries), source.new_budget)
+    fresh = list(qs.filter(first_attempt_at__isnull=True).values_list("pk", "region")[:room]) if room > 0 else []
+    return retries + fresh
 
 
 def _interleave(lists: list[list[tuple[int, str]]]) -> Iterator[tuple[int, str]]:

@@ -192,6 +192,15 @@ class Message(models.Model):
             ),
             models.Index(fields=["campaign", "status"]),
             models.Index(fields=["status", "lease_expires_at"], name="message_leased", condition=Q(status="sending")),
+            # The dispatcher's read: one campaign's (or single sends') due messages, soonest first,
+            # without walking the rows already sent.
+            models.Index(
+                fields=["campaign", "next_attempt_at"],
+                name="message_campaign_due",
+                condition=Q(status__in=["queued", "deferred"]),
+            ),
+            # A campaign's daily maximum counts the recipients first tried today.
+            models.Index(fields=["campaign", "first_attempt_at"], name="message_campaign_first_try"),
         ]
 
     def __str__(self) -> str:
