@@ -20,7 +20,6 @@ import socket
 import hypothesis
 import pytest
 import schemathesis
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started

@@ -16,7 +16,7 @@ from django.utils.log import AdminEmailHandler
 from django.views.debug import technical_500_response
 
 from servers.models import Server, ServerKind
-from tests.test_urls_access import PK, QUERIES, all_routes, objects  # noqa: F401  (objects is a fixture)
+from tests.test_urls_access import PK, all_routes, objects  # noqa: F401  (objects is a fixture)
 
 pytestmark = pytest.mark.django_db
 
