@@ -368,6 +368,10 @@ def claim_due(*, now: dt.datetime | None = None, rng: random.Random | None = Non
     if not servers:
         return {}
     rows = quota.ensure_rows(servers, day)
+    for server in servers:
+        # A limit or warm-up day changed since the row was made: move the cap first.
+        if server.pk in rows and rows[server.pk].cap != server.cap_for(day):
+            rows[server.pk] = quota.sync_cap(server, day)
     in_flight = dict(
         Message.objects.filter(status=MessageStatus.SENDING, server_id__in=[s.pk for s in servers])
         .values_list("server_id")
@@ -380,19 +384,17 @@ def claim_due(*, now: dt.datetime | None = None, rng: random.Random | None = Non
 
     primary = [p for p in plans if p.server.priority <= 1]
     overflow = [p for p in plans if p.server.priority > 1]
-    # Regions a priority-1 server can still serve today; mail for them waits for it rather than overflowing.
-    p1_open = {
-        (s.region if routing else "")
-        for s in servers
-        if s.priority <= 1 and s.pk in rows and rows[s.pk].cap > rows[s.pk].used
-    }
+    # Daily quota priority-1 servers still have, per region: mail they can take today waits for
+    # them (they may only be busy), and only the rest overflows to priority 2.
+    primary_left: dict[str, int] = defaultdict(int)
+    for s in servers:
+        if s.priority <= 1 and s.pk in rows:
+            primary_left[s.region if routing else ""] += max(0, rows[s.pk].cap - rows[s.pk].used)
 
     def primary_can_serve_today(region: str) -> bool:
-        if not p1_open:
-            return False
         if not routing or not strict or not region:
-            return True
-        return region in p1_open or "" in p1_open
+            return any(n > 0 for n in primary_left.values())
+        return primary_left.get(region, 0) > 0 or primary_left.get("", 0) > 0
 
     regions: set[str] | None = None
     if routing and strict and not any(p.server.region == "" for p in plans):
@@ -417,7 +419,9 @@ def claim_due(*, now: dt.datetime | None = None, rng: random.Random | None = Non
         for message_id, region in candidates:
             region = region if routing else ""
             slot = pool1.pick(region)
-            if slot is None and not primary_can_serve_today(region):
+            if slot is not None:
+                primary_left[slot.region] -= 1
+            elif not primary_can_serve_today(region):
                 slot = pool2.pick(region)
             if slot is None:
                 continue
