@@ -64,7 +64,7 @@ class Exposition:
 
 def collect() -> str:
     out = Exposition()
-    servers = list(Server.objects.order_by("priority", "kind", "slot"))
+    servers = list(Server.objects.select_related("warmup_schedule").order_by("priority", "kind", "slot"))
     label = {s.pk: {"server": s.name, "kind": s.kind} for s in servers}
 
     totals = {

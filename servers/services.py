@@ -87,7 +87,8 @@ def configuration_update(*, changes: dict[str, Any]) -> Configuration:
             clean[name] = value
     for name, value in clean.items():
         setattr(config, name, value)
-    config.save(update_fields=list(clean) or None)
+    if clean:
+        config.save(update_fields=list(clean))
 
     pool = Server.objects.filter(kind=ServerKind.SMTP, in_pool=True)
     copied = {k: clean[k] for k in ("warmup_enabled", "min_delay_seconds") if k in clean}

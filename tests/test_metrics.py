@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Message, MessageStatus, ProspectList
 from servers import quota
-from servers.models import Alert, Server, ServerDailyStat, ServerKind, ServerState
+from servers.models import Alert, Server, ServerDailyStat, ServerKind, ServerState, WarmupSchedule
 
 pytestmark = pytest.mark.django_db
 TOKEN = "scrape-token-0123456789"
@@ -113,9 +113,10 @@ def test_a_scrape_costs_the_same_number_of_queries_for_3_or_30_servers(client):
             assert scrape(client).status_code == 200
         return len(captured)
 
+    schedule = WarmupSchedule.objects.get(key="default-6-day")
     for slot in range(1, 4):
-        make_server(slot)
+        make_server(slot, warmup_enabled=True, warmup_schedule=schedule)
     few = queries()
     for slot in range(4, 31):
-        make_server(slot)
+        make_server(slot, warmup_enabled=True, warmup_schedule=schedule)
     assert queries() == few
