@@ -48,6 +48,14 @@ def test_a_campaign_survives_a_worker_killed_mid_batch(celery_worker, relay_fact
     celery_worker.kill()
     in_flight = Message.objects.filter(campaign=spring, status=MessageStatus.SENDING).count()
     assert in_flight > 0, "the worker was killed while it held claimed messages"
+    # Handed to a relay, outcome never recorded: these must end unknown, and never go out again.
+    handed_over = set(
+        Message.objects.filter(campaign=spring, status=MessageStatus.SENDING, sent_at__isnull=False).values_list(
+            "to_email", flat=True
+        )
+    )
+    # Batches record their outcomes at the end, and a relay is always mid-batch here.
+    assert handed_over, "the kill landed while messages were on the wire"
     received_at_kill = sum(received(relays).values())
 
     time.sleep(0.5)
@@ -60,7 +68,8 @@ def test_a_campaign_survives_a_worker_killed_mid_batch(celery_worker, relay_fact
     assert set(statuses) <= {MessageStatus.SENT, MessageStatus.UNKNOWN}
     assert statuses[MessageStatus.SENT] + statuses[MessageStatus.UNKNOWN] == 600
     assert spring.sent == statuses[MessageStatus.SENT]
-    assert spring.unknown == statuses[MessageStatus.UNKNOWN]
+    assert spring.unknown == statuses[MessageStatus.UNKNOWN] == len(handed_over)
+    assert set(Message.objects.filter(campaign=spring, status=MessageStatus.UNKNOWN).values_list("to_email", flat=True)) == handed_over
 
     got = received(relays)
     addresses = dict(Message.objects.filter(campaign=spring).values_list("to_email", "status"))
