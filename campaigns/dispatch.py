@@ -185,6 +185,9 @@ def reclaim_expired_leases(*, now: dt.datetime | None = None) -> int:
     """
     now = now or timezone.now()
     expired = Q(status=MessageStatus.SENDING, lease_expires_at__lt=now)
+    # A read first: on SQLite a transaction takes the write lock even when it changes nothing.
+    if not Message.objects.filter(expired).exists():
+        return 0
     with transaction.atomic():
         handed_over = list(
             Message.objects.filter(expired, sent_at__isnull=False).values_list("pk", "campaign_id", "server_id")
@@ -242,12 +245,15 @@ def finish_campaigns(*, now: dt.datetime | None = None) -> list[int]:
         ):
             finished.append(campaign_id)
     # A message deferred by a batch that was already on the wire when its campaign was cancelled.
-    recent = Campaign.objects.filter(
-        status=Campaign.Status.CANCELLED, finished_at__gte=now - dt.timedelta(days=1)
-    ).values_list("pk", flat=True)
-    Message.objects.filter(campaign_id__in=list(recent), status__in=PENDING).update(
-        status=MessageStatus.CANCELLED, lease_expires_at=None, reply_text="campaign cancelled"
+    recent = list(
+        Campaign.objects.filter(
+            status=Campaign.Status.CANCELLED, finished_at__gte=now - dt.timedelta(days=1)
+        ).values_list("pk", flat=True)
     )
+    if recent and Message.objects.filter(campaign_id__in=recent, status__in=PENDING).exists():
+        Message.objects.filter(campaign_id__in=recent, status__in=PENDING).update(
+            status=MessageStatus.CANCELLED, lease_expires_at=None, reply_text="campaign cancelled"
+        )
     return finished
 
 

@@ -85,7 +85,7 @@ def drive(
     campaign: Campaign,
     *,
     timeout: float = 90.0,
-    interval: float = 0.1,
+    interval: float = 0.5,
     retry_deferred_now: bool = True,
     until: Callable[[], bool] | None = None,
 ) -> Campaign:
