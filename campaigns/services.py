@@ -311,6 +311,7 @@ def campaign_test_send(*, campaign: Campaign, to: str) -> dict[str, Any]:
     recipient: dict[str, Any] = dict(prospect) if prospect else dict(SAMPLE_RECIPIENT)
     recipient["email"] = to
     try:
+        # Not a signed token: the footer's link in a test send unsubscribes nobody.
         rendered = compiled.render(recipient, message_pk=0, unsubscribe_token="test-send")
     except RecipientRefused as exc:
         raise DomainError(exc.reason, field="to") from exc
@@ -319,9 +320,9 @@ def campaign_test_send(*, campaign: Campaign, to: str) -> dict[str, Any]:
         subject=f"[TEST] {rendered.subject}",
         html=rendered.html,
         text=rendered.text,
-        from_email=campaign.from_email,
+        from_=campaign.from_email,
         from_name=campaign.from_name,
-        reply_to=campaign.reply_to,
+        reply_to=campaign.reply_to or None,
     )
 
 
