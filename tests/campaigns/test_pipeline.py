@@ -120,3 +120,23 @@ def test_suppressed_addresses_receive_nothing(celery_worker, relay_factory):
     assert spring.sent == 60 - len(before | during)
     assert spring.suppressed == len(before | during)
     assert status_counts(spring)[MessageStatus.SUPPRESSED] == len(before | during)
+
+
+def test_an_uploaded_file_is_imported_by_the_worker(celery_worker):
+    import io
+    import time
+
+    from campaigns.models import ImportJob, Prospect
+
+    plist = services.list_create(name="Uploaded")
+    data = "email,name,company\r\n" + "".join(f"agent{i}@viajes-sol.es,Agent {i},Sol {i}\r\n" for i in range(300))
+
+    job = services.import_create(prospect_list=plist, upload=io.BytesIO(data.encode()), filename="agencies.csv")
+
+    deadline = time.monotonic() + 60
+    while job.status in (ImportJob.Status.PENDING, ImportJob.Status.RUNNING):
+        assert time.monotonic() < deadline, f"import still {job.status}"
+        time.sleep(0.2)
+        job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and job.rows_imported == 300
+    assert Prospect.objects.filter(prospect_list=plist).count() == 300

@@ -300,3 +300,17 @@ def test_progress_shows_counters_servers_and_an_estimate():
     assert progress["per_server"] == [{"server_id": one.pk, "server": one.name, "total": 10, "sent": 10}]
     # 15 left at 10 a day, none left today: done early on the second day from now.
     assert progress["estimated_finish"].date() == sending_day() + dt.timedelta(days=2)
+
+
+def test_the_dispatch_command_runs_once_and_says_what_it_did():
+    import io
+
+    from django.core.management import call_command
+
+    one = server(1)
+    started(3)
+    out = io.StringIO()
+
+    call_command("dispatch", stdout=out)
+
+    assert f"claimed 3 messages in 1 batches (server {one.pk}: 3)" in out.getvalue()
