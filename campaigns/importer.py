@@ -31,8 +31,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .csvio import ImportRejected, ProspectRow, RowError, open_prospect_reader, write_error_report as _write_errors
-from .csvio import write_prospects_csv
+from .csvio import ImportRejected, ProspectRow, RowError, open_prospect_reader, write_prospects_csv
+from .csvio import write_error_report as _write_errors
 from .models import ImportJob, ImportRowError, Prospect, ProspectList, Suppression
 
 log = logging.getLogger(__name__)
