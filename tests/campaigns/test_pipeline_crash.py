@@ -38,13 +38,15 @@ def short_leases(settings):
 
 def test_a_campaign_survives_a_worker_killed_mid_batch(celery_worker, relay_factory):
     # Every final reply takes a little while, so the kill lands in the middle of batches.
-    slow = Faults(slow=1.0, slow_delay=0.02, slow_on=frozenset({"data"}))
+    slow = Faults(slow=1.0, slow_delay=0.03, slow_on=frozenset({"data"}))
     relays = [relay_factory(faults=slow), relay_factory(faults=slow)]
     for n, relay in enumerate(relays, start=1):
         relay_server(n, relay)
     spring = services.campaign_start(campaign=campaign(prospect_list(600)))
 
-    drive(spring, until=lambda: sum(received(relays).values()) >= 150)
+    on_the_wire = Message.objects.filter(campaign=spring, status=MessageStatus.SENDING, sent_at__isnull=False)
+    # Kill once a good share has gone out and while a batch is handing messages to a relay.
+    drive(spring, interval=0.02, until=lambda: sum(received(relays).values()) >= 150 and on_the_wire.exists())
     celery_worker.kill()
     in_flight = Message.objects.filter(campaign=spring, status=MessageStatus.SENDING).count()
     assert in_flight > 0, "the worker was killed while it held claimed messages"
@@ -54,7 +56,6 @@ def test_a_campaign_survives_a_worker_killed_mid_batch(celery_worker, relay_fact
             "to_email", flat=True
         )
     )
-    # Batches record their outcomes at the end, and a relay is always mid-batch here.
     assert handed_over, "the kill landed while messages were on the wire"
     received_at_kill = sum(received(relays).values())
 
