@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -307,6 +307,15 @@ class _ChunkWriter:
         COPY cannot skip conflicts itself, and row-by-row or multi-row INSERTs spend their
         time quoting parameters in Python; COPY streams them through psycopg's C code.
         """
+        if not self.check_list:
+            # The list was empty when the import began and csvio drops repeated addresses, so
+            # nothing can conflict: COPY straight into the table. Should another import fill
+            # the same list meanwhile, the savepoint undoes this chunk and it goes the safe way.
+            try:
+                with transaction.atomic():
+                    return self._copy_into(self.prospects, values)
+            except IntegrityError:
+                self.check_list = True
         connection.ensure_connection()
         with connection.connection.cursor() as cursor:
             if not self.staging_ready:
@@ -316,9 +325,8 @@ class _ChunkWriter:
                     "created_at timestamptz)"
                 )
                 self.staging_ready = True
-            with cursor.copy(f"COPY {STAGING} ({self.columns}) FROM STDIN") as copy:
-                for row in values:
-                    copy.write_row(row)
+        self._copy_into(STAGING, values)
+        with connection.connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {self.prospects} ({self.columns}) SELECT {self.columns} FROM {STAGING} "
                 "ON CONFLICT DO NOTHING"
@@ -326,6 +334,15 @@ class _ChunkWriter:
             inserted = cursor.rowcount
             cursor.execute(f"TRUNCATE {STAGING}")
         return inserted
+
+    def _copy_into(self, table: str, values: list[tuple[Any, ...]]) -> int:
+        connection.ensure_connection()
+        # Raw psycopg errors become Django's (IntegrityError above) like any ORM query's.
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+            with cursor.copy(f"COPY {table} ({self.columns}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+        return len(values)
 
     def write(self, rows: list[ProspectRow], errors: list[RowError], counts: _Counts) -> None:
         with transaction.atomic():

@@ -203,3 +203,20 @@ def test_the_command_imports_a_file_and_prints_the_counts(tmp_path):
     assert ProspectList.objects.get(name="Spain").prospect_count == 9600
     assert path.exists(), "a file named on the command line is the user's, never deleted"
     assert (tmp_path / "errors.csv").read_text(encoding="utf-8-sig").count("\n") == 201
+
+
+def test_an_address_added_to_the_list_during_the_import_counts_as_a_duplicate():
+    from campaigns.csvio import ProspectRow
+
+    plist = services.list_create(name="Spain")
+    job = ImportJob.objects.create(prospect_list=plist, filename="x.csv")
+    writer = importer._ChunkWriter(job)  # the list is empty: the fast path is chosen
+    Prospect.objects.create(prospect_list=plist, email="b@agency.es", name="Already")
+
+    rows = [ProspectRow(n, f"{c}@agency.es", "", "", "", {}) for n, c in enumerate("abc", start=2)]
+    writer.write(rows, [], importer._Counts(100, 3, 0, 0))
+
+    job.refresh_from_db()
+    assert (job.rows_imported, job.rows_duplicate) == (2, 1)
+    assert Prospect.objects.get(prospect_list=plist, email="b@agency.es").name == "Already"
+    assert Prospect.objects.filter(prospect_list=plist).count() == 3
