@@ -314,3 +314,13 @@ def test_the_dispatch_command_runs_once_and_says_what_it_did():
     call_command("dispatch", stdout=out)
 
     assert f"claimed 3 messages in 1 batches (server {one.pk}: 3)" in out.getvalue()
+
+
+def test_the_loop_dispatches_run_after_run():
+    one = server(1, daily_limit=4)
+    started(10)
+
+    assert dispatch.run_loop(interval=0, max_runs=2) == 2
+
+    assert Message.objects.filter(status=MessageStatus.SENDING, server=one).count() == 4
+    assert Quota.objects.get(server=one).used == 4
