@@ -162,7 +162,9 @@ def run_loop(
         except Exception:  # noqa: BLE001 — a loop that dies on one bad run stops all sending
             log.exception("dispatch run failed; retrying in %ss", interval)
         finally:
-            connection.close_if_unusable_or_obsolete()
+            # Like a request's end: drop a broken or expired connection (never a caller's transaction).
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
         runs += 1
         if should_stop is not None and should_stop():
             break
