@@ -42,9 +42,9 @@ class Sizes:
 
 
 QUICK = Sizes(
-    mode="quick", pipeline=(20_000,), sink_messages=10_000, naive_messages=2_000, peer_recipients=5_000,
-    api_calls=1_000, import_rows=100_000, dashboard_messages=100_000, pick_calls=100_000, quota_seconds=3.0,
-    dashboard_requests=30,
+    mode="quick", pipeline=(20_000,), sink_messages=5_000, naive_messages=1_000, peer_recipients=3_000,
+    api_calls=1_000, import_rows=100_000, dashboard_messages=100_000, pick_calls=100_000, quota_seconds=2.0,
+    dashboard_requests=20,
 )
 FULL = Sizes(
     mode="full", pipeline=(20_000, 200_000), sink_messages=20_000, naive_messages=5_000, peer_recipients=20_000,

@@ -120,8 +120,7 @@ def run(
         "worker_pool": "prefork",
         "dispatch_interval_s": dispatch_interval,
         "batch_size": settings.MAILOPS["BATCH_SIZE"],
-        # kombu's filesystem transport polls its folder; None means its default (1 s) or a push broker.
-        "broker_polling_s": None if settings.REDIS_URL else settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("polling_interval"),
+        "prefetch_multiplier": settings.CELERY_WORKER_PREFETCH_MULTIPLIER,
         "worker_peak_rss_mb": round(max(pool_peaks), 1) if pool_peaks else None,
         "worker_main_peak_rss_mb": round(peaks.get("worker_main", 0.0), 1),
         "dispatcher_peak_rss_mb": round(peaks.get("dispatcher", 0.0), 1),

@@ -127,7 +127,8 @@ def render(document: dict[str, Any]) -> str:
     for n, p in _pipelines(results):
         note = ""
         if _ok(p):
-            note = (f"{p['worker_processes']} workers, sinks got {_n(p['received_by_sinks'])}, "
+            note = (f"{p['worker_processes']} workers (prefetch {p.get('prefetch_multiplier', '?')}), "
+                    f"sinks got {_n(p['received_by_sinks'])}, "
                     f"dup {p['duplicates']}, start {p['campaign_start_seconds']} s")
             if p.get("cpu_ms_per_msg"):
                 note += f", {p['cpu_ms_per_msg']} ms CPU/msg"
