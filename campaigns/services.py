@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from mailops.errors import DomainError
@@ -473,8 +473,3 @@ def _enqueue(task_name: str, *args: Any) -> None:
 
 def _kick_dispatch() -> None:
     _enqueue("dispatch")
-
-
-def running_campaign_filter(now: dt.datetime) -> Q:
-    """Campaigns whose messages may be claimed now: running and past their schedule."""
-    return Q(status=Status.RUNNING) & (Q(scheduled_at__isnull=True) | Q(scheduled_at__lte=now))
