@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.support.dnsserver",
     "tests.support.relays",
     "tests.support.sendgrid_server",
+    "tests.support.celery_worker",
 ]
 
 
@@ -17,6 +18,25 @@ def pytest_configure(config):
     # A service the suite needs must fail, not skip, under CI.
     if os.environ.get("CI") == "true":
         os.environ.setdefault("MAILOPS_REQUIRE_SERVICES", "1")
+
+
+@pytest.fixture(autouse=True)
+def _seed_rows(request):
+    """Transactional tests flush the database, seed rows included; put the presets and roles back."""
+    if not {"transactional_db", "live_server"} & set(request.fixturenames):
+        marker = request.node.get_closest_marker("django_db")
+        if not (marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))):
+            return
+    request.getfixturevalue("transactional_db")
+    import importlib
+
+    from django.apps import apps
+
+    from servers.models import Preset
+
+    if not Preset.objects.exists():
+        importlib.import_module("servers.migrations.0002_seed_presets").seed(apps, None)
+        importlib.import_module("servers.migrations.0004_roles").roles(apps, None)
 
 
 @pytest.fixture
