@@ -42,7 +42,7 @@ class Sizes:
 
 
 QUICK = Sizes(
-    mode="quick", pipeline=(20_000,), sink_messages=5_000, naive_messages=1_000, peer_recipients=3_000,
+    mode="quick", pipeline=(20_000,), sink_messages=5_000, naive_messages=1_000, peer_recipients=2_000,
     api_calls=1_000, import_rows=100_000, dashboard_messages=100_000, pick_calls=100_000, quota_seconds=2.0,
     dashboard_requests=20,
 )
@@ -153,7 +153,7 @@ def run_all(*, args: argparse.Namespace, sizes: Sizes, env: environment.BenchEnv
     step("api_send", lambda: _counted(fleet, lambda: api_latency.measure(env, calls=sizes.api_calls)))
     step("import", lambda: imports.measure(env, rows=sizes.import_rows))
     step("pick", lambda: pool.measure_pick(calls=sizes.pick_calls))
-    step("reserve", lambda: pool.measure_reserve(env, seconds=sizes.quota_seconds))
+    step("reserve", lambda: pool.measure_reserve(env, seconds=sizes.quota_seconds, own_rows=sizes.mode == "full"))
     # Last: a million rows of history would weigh on everything measured after them.
     step("dashboard", lambda: dashboard.measure(messages=sizes.dashboard_messages, requests=sizes.dashboard_requests))
     return results
