@@ -26,10 +26,7 @@ POST_OFFICE = {
 }
 POST_OFFICE_LOCKFILE = str(VAR_DIR / "post_office")
 
-# Off by default: the bench measures the project's settings. BENCH_PREFETCH shows what a
-# larger Celery prefetch would buy. With a broker that has no event loop (the filesystem
-# transport), the worker's consumer blocks in drain_events(timeout=2 s) while its prefetch
-# window is full, so with a window of one task per process it only acks and fetches every
-# 2 s: measured, 4 batches per 2 s whatever the dispatcher's interval.
+# The bench measures the project's settings (a prefetch multiplier of 4 by default);
+# BENCH_PREFETCH overrides it to show what another window would do.
 if os.environ.get("BENCH_PREFETCH"):
     CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ["BENCH_PREFETCH"])

@@ -194,7 +194,12 @@ else:
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Batches each worker process holds ahead. With a broker that has no event loop (the
+# filesystem transport) the consumer blocks in drain_events(timeout=2 s) while its window is
+# full, so a window of one left workers idle half the time (docs/BENCHMARKS.md). A prefetched
+# batch of a campaign paused meanwhile is handed back by take_batch, and its lease
+# (MAILOPS_LEASE_SECONDS) outlives the wait.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_PREFETCH_MULTIPLIER", default=4)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
