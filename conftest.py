@@ -21,6 +21,19 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def _own_cache_keys(monkeypatch, request):
+    """Give each test its own cache key prefix.
+
+    The database cache is rolled back with each test, but Redis (REDIS_URL) is shared by the
+    whole run and cannot be flushed without emptying the Celery queue in the same database,
+    so counters such as sign-in failures would leak from one test into the next.
+    """
+    from django.core.cache import caches
+
+    monkeypatch.setattr(caches["default"], "key_prefix", f"test:{request.node.nodeid}")
+
+
+@pytest.fixture(autouse=True)
 def _seed_rows(request):
     """Transactional tests flush the database, seed rows included; put the presets and roles back."""
     if not {"transactional_db", "live_server"} & set(request.fixturenames):

@@ -66,8 +66,11 @@ def retry_after(username: str, address: str, *, now: float | None = None) -> int
     wait = 0.0
     for key, limit in zip(_keys(username, address), login_limits()):
         if _count(key) >= limit.failures:
-            started = float(cache.get(f"{key}:t") or now)
-            wait = max(wait, started + limit.window_seconds - now, 1)
+            ends = float(cache.get(f"{key}:t") or now) + limit.window_seconds
+            # A cache that outlives the window (Redis expires keys on its own clock) must not
+            # keep the lock: the window, not the key's lifetime, decides.
+            if ends > now:
+                wait = max(wait, ends - now, 1)
     return max(0, math.ceil(wait))
 
 
@@ -79,6 +82,10 @@ def record_failure(username: str, address: str, *, now: float | None = None) -> 
     """
     now = time.time() if now is None else now
     for key, limit in zip(_keys(username, address), login_limits()):
+        started = cache.get(f"{key}:t")
+        if started is not None and float(started) + limit.window_seconds <= now:
+            # The window ended but its keys outlived it: this failure opens a new one.
+            cache.delete_many([key, f"{key}:t"])
         cache.add(f"{key}:t", now, timeout=limit.window_seconds)
         cache.add(key, 0, timeout=limit.window_seconds)
         try:

@@ -77,3 +77,18 @@ def test_the_api_is_rate_limited_per_token(settings, operator, viewer):
     assert int(refused["Retry-After"]) > 0
     with time_machine.travel(START + dt.timedelta(minutes=1, seconds=1), tick=False):
         assert busy.get("/api/presets/").status_code == 200
+
+
+def test_keys_that_outlive_their_window_neither_lock_nor_count(operator):
+    # Redis expires keys on its own clock; the window, measured in our time, must decide.
+    from mailops import throttling
+
+    t = 1_800_000_000.0
+    for _ in range(5):
+        throttling.record_failure("olivia", "198.51.100.9", now=t)
+    assert throttling.retry_after("olivia", "198.51.100.9", now=t + 60) == 15 * 60 - 60
+    assert throttling.retry_after("olivia", "198.51.100.9", now=t + 15 * 60 + 1) == 0
+    throttling.record_failure("olivia", "198.51.100.9", now=t + 15 * 60 + 1)
+    for _ in range(3):
+        throttling.record_failure("olivia", "198.51.100.9", now=t + 15 * 60 + 2)
+    assert throttling.retry_after("olivia", "198.51.100.9", now=t + 15 * 60 + 3) == 0
