@@ -39,17 +39,18 @@ class Sizes:
     pick_calls: int
     quota_seconds: float
     dashboard_requests: int
+    creation_recipients: int
 
 
 QUICK = Sizes(
     mode="quick", pipeline=(20_000,), sink_messages=5_000, naive_messages=1_000, peer_recipients=2_000,
     api_calls=1_000, import_rows=100_000, dashboard_messages=100_000, pick_calls=100_000, quota_seconds=2.0,
-    dashboard_requests=20,
+    dashboard_requests=20, creation_recipients=100_000,
 )
 FULL = Sizes(
     mode="full", pipeline=(20_000, 200_000), sink_messages=20_000, naive_messages=5_000, peer_recipients=20_000,
     api_calls=1_000, import_rows=1_000_000, dashboard_messages=1_000_000, pick_calls=300_000, quota_seconds=5.0,
-    dashboard_requests=50,
+    dashboard_requests=50, creation_recipients=1_000_000,
 )
 
 
@@ -117,7 +118,7 @@ def _setup_django() -> None:
 
 
 def run_all(*, args: argparse.Namespace, sizes: Sizes, env: environment.BenchEnv, fleet: SinkFleet) -> dict[str, Any]:
-    from . import api_latency, baselines, dashboard, fixtures, imports, pipeline, pool, raw, sinks
+    from . import api_latency, baselines, creation, dashboard, fixtures, imports, pipeline, pool, raw, sinks
 
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     results: dict[str, Any] = {}
@@ -150,6 +151,7 @@ def run_all(*, args: argparse.Namespace, sizes: Sizes, env: environment.BenchEnv
             dispatch_interval=args.dispatch_interval, offset=offset, label=f"pipeline-{n}",
         ))
         offset += n
+    step("creation", lambda: creation.measure(recipients=sizes.creation_recipients))
     step("api_send", lambda: _counted(fleet, lambda: api_latency.measure(env, calls=sizes.api_calls)))
     step("import", lambda: imports.measure(env, rows=sizes.import_rows))
     step("pick", lambda: pool.measure_pick(calls=sizes.pick_calls))
