@@ -46,11 +46,8 @@ from servers import quota, stats
 from servers.configuration import active_configuration
 from servers.daytime import day_start, sending_day
 from servers.models import RotationStrategy, Server
-from servers.outcome import Outcome
 from servers.rotation import Pool, Slot, eligible_servers
-from servers.transports.base import OutgoingMessage, Transport, open_transport
 
-from .composer import MESSAGE_PK_ARG
 from .models import Campaign, DeliveryEvent, DispatchLock, Message, MessageStatus
 
 log = logging.getLogger(__name__)
@@ -178,7 +175,8 @@ def run_loop(
 def reclaim_expired_leases(*, now: dt.datetime | None = None) -> int:
     """Deal with messages whose worker died; returns how many were put back in the queue.
 
-    A message never handed to its server (`sent_at` still empty: see `_MarkingTransport`)
+    Whoever sent it, a batch or a single send, marked a message `sent_at` before handing it
+    to the server (campaigns/sender.py). A message never handed over (`sent_at` empty)
     goes back to `queued` and out again; no attempt was counted for it, so none is lost
     or counted twice. A message that was handed over but whose outcome was never
     recorded may have been delivered: it becomes `unknown`, counted and shown, and is
@@ -467,7 +465,7 @@ def _claim(server_id: int, ids: list[int], *, lease: dt.datetime) -> list[int]:
     claimed: list[int] = []
     for chunk in _chunks(ids):
         changed = Message.objects.filter(pk__in=chunk, status__in=PENDING).update(
-            # sent_at marks a hand-over to the server within this claim (see _MarkingTransport).
+            # sent_at marks a hand-over to the server within this claim (see campaigns/sender.py).
             status=MessageStatus.SENDING, server_id=server_id, lease_expires_at=lease, sent_at=None
         )
         if changed == len(chunk):
@@ -532,54 +530,10 @@ def take_batch(*, server_id: int, message_ids: Iterable[int], lease: dt.datetime
     return BatchHandover(taken=taken, returned=returned, cancelled=cancelled)
 
 
-# Messages marked as handed over per write: one UPDATE per MARK_AHEAD sends instead of one per send.
+# Messages each "handed to the server" mark covers (campaigns/sender.py): one UPDATE per
+# MARK_AHEAD sends instead of one per send. A crash then reports up to MARK_AHEAD - 1 messages
+# that never left as unknown, a price only worth paying on a batch's long run of sends.
 MARK_AHEAD = 10
-
-
-class _MarkingTransport:
-    """Writes `sent_at` on messages' rows before handing them to the server.
-
-    The write commits before the first byte of a message leaves, so if the worker dies
-    the dispatcher can tell a message that may have been delivered (sent_at set: it
-    becomes `unknown`) from one that never left (sent_at empty: it is resent).
-    outcomes.record then writes the real outcome (and sent_at only for sent mail).
-
-    The mark is written for the next MARK_AHEAD messages of the batch at once: a write
-    (and on PostgreSQL a commit's disk flush) per message cost more than the send itself.
-    The price is paid only on a crash: up to MARK_AHEAD - 1 messages after the one in
-    flight are reported `unknown` although they never left, so none is ever sent twice.
-    """
-
-    def __init__(self, transport: Transport, order: list[int]) -> None:
-        self.inner = transport
-        self.config = transport.config
-        self.order = order
-        self.position = {pk: i for i, pk in enumerate(order)}
-        self.marked_until = 0
-
-    def open(self) -> Outcome | None:
-        return self.inner.open()
-
-    def send(self, message: OutgoingMessage) -> Outcome:
-        pk = message.custom_args.get(MESSAGE_PK_ARG)
-        if pk is not None:
-            index = self.position.get(int(pk))
-            if index is None:
-                Message.objects.filter(pk=int(pk), status=MessageStatus.SENDING).update(sent_at=timezone.now())
-            elif index >= self.marked_until:
-                ahead = self.order[index : index + MARK_AHEAD]
-                Message.objects.filter(pk__in=ahead, status=MessageStatus.SENDING).update(sent_at=timezone.now())
-                self.marked_until = index + len(ahead)
-        return self.inner.send(message)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __enter__(self) -> _MarkingTransport:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def run_batch(*, server_id: int, message_ids: list[int], lease: str, day: str) -> dict[str, int]:
@@ -596,12 +550,6 @@ def run_batch(*, server_id: int, message_ids: list[int], lease: str, day: str) -
     summary = {"taken": len(handover.taken), "returned": handover.returned, "cancelled": handover.cancelled}
     if not handover.taken:
         return summary
-    order = [m.pk for m in handover.taken]
-    result = send_batch(
-        server=server,
-        messages=handover.taken,
-        day=sending_on,
-        transport_factory=lambda config: _MarkingTransport(open_transport(config), order),  # type: ignore[return-value]
-    )
+    result = send_batch(server=server, messages=handover.taken, day=sending_on, mark_ahead=MARK_AHEAD)
     summary.update({str(status): n for status, n in result.counts.items()})
     return summary

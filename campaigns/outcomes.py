@@ -137,7 +137,7 @@ def record(
         message.reply_code = outcome.code
         message.enhanced_status = outcome.enhanced[:12]
         message.reply_text = text
-        # sent_at may hold the dispatcher's "handed to the server" mark; only sent mail keeps one.
+        # sent_at may hold the sender's "handed to the server" mark; only sent mail keeps one.
         message.sent_at = now if status == MessageStatus.SENT else None
         if status == MessageStatus.DEFERRED:
             message.next_attempt_at = now + retry_delay(message.attempts, outcome.retry_after)
@@ -177,7 +177,7 @@ def record(
     if suppressed_ids:
         Message.objects.filter(pk__in=suppressed_ids, status=MessageStatus.SENDING).update(
             status=MessageStatus.SUPPRESSED, lease_expires_at=None, reply_text="suppressed: checked again at send time",
-            sent_at=None,  # the dispatcher marks a few messages ahead of the one it sends
+            sent_at=None,  # a batch marks a few messages ahead of the one it sends
         )
         for message in suppressed:
             if message.pk in ours and message.campaign_id:

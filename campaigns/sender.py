@@ -7,7 +7,8 @@ reserved for them on `day`. It
    suppressed address is never sent to, even if it was suppressed after dispatch);
 2. builds every message (campaigns/composer.py);
 3. opens ONE connection to the server and sends in order, each message in its own
-   pacing slot (servers/pacing.py) so min_delay holds across every worker;
+   pacing slot (servers/pacing.py) so min_delay holds across every worker, and each
+   marked "handed to the server" (`sent_at`) in a committed write before it leaves;
 4. stops at the first sign that the server, not the message, is at fault (connect,
    TLS or AUTH failure, 421, SendGrid 401/403/5xx): the server is marked suspect (401
    and 403 mark it down) and the unsent messages go back to `queued` with no attempt
@@ -18,6 +19,19 @@ reserved for them on `day`. It
 
 The server row is re-read first, and again at every chunk: a server that was paused,
 marked down or blocklisted meanwhile gets no more traffic (invariant 5).
+
+The "handed to the server" mark is what makes a crash safe for every caller, the
+pipeline's batches and single sends alike. It commits before the first byte of a message
+leaves, so if the process dies before the outcome is written the dispatcher can tell a
+message that may have been delivered (sent_at set: it becomes `unknown`, never resent)
+from one that never left (sent_at empty: it is sent again once its lease expires).
+outcomes.record then writes the real outcome (and keeps sent_at only for sent mail).
+Call send_batch outside a transaction, or the mark is not durable before DATA.
+
+`mark_ahead` writes the mark for that many messages at once: one UPDATE (and on
+PostgreSQL one commit's disk flush) per message can cost more than the send itself. The
+price is paid only on a crash: up to mark_ahead - 1 messages after the one in flight are
+reported `unknown` although they never left, so none is ever sent twice.
 """
 
 from __future__ import annotations
@@ -105,14 +119,18 @@ def send_batch(
     day: dt.date,
     composed: Sequence[Composed] | None = None,
     requeue_unsent: bool = True,
+    mark_ahead: int = 1,
     transport_factory: TransportFactory = open_transport,
 ) -> BatchResult:
     """Send claimed messages through `server`; see the module docstring for the steps.
 
     `composed` lets a caller that tries several servers for the same messages (send_email's
     failover) build them once. With `requeue_unsent=False` the messages a failed server did
-    not take stay `sending` and are returned in `unsent` for the caller to place.
+    not take stay `sending` (with no hand-over mark) and are returned in `unsent` for the
+    caller to place. `mark_ahead` is how many messages each hand-over mark covers.
     """
+    if mark_ahead < 1:
+        raise ValueError(f"mark_ahead must be at least 1, got {mark_ahead}")
     result = BatchResult(server_id=server.pk, day=day)
     if composed is not None:
         messages = [c.message for c in composed]
@@ -146,7 +164,7 @@ def send_batch(
             result.server_failure = failure
             result.unsent = [c.message for c in ready]
         else:
-            attempts = _send_all(transport, server, ready, result, day=day)
+            attempts = _send_all(transport, server, ready, result, day=day, mark_ahead=mark_ahead)
     finally:
         transport.close()
     if result.server_failure is not None:
@@ -154,19 +172,41 @@ def send_batch(
     return _finish(result, server, day, attempts=attempts, requeue_unsent=requeue_unsent)
 
 
+def _mark_handed_over(messages: Sequence[Message], server: Server) -> None:
+    """Write (and, outside a transaction, commit) the "handed to the server" mark.
+
+    The server goes with it: a single send has none on its row until its outcome is
+    written, and an unknown must be counted against the server that may have it."""
+    Message.objects.filter(pk__in=[m.pk for m in messages], status=MessageStatus.SENDING).update(
+        sent_at=timezone.now(), server_id=server.pk
+    )
+
+
 def _send_all(
-    transport: Transport, server: Server, ready: list[Composed], result: BatchResult, *, day: dt.date
+    transport: Transport,
+    server: Server,
+    ready: list[Composed],
+    result: BatchResult,
+    *,
+    day: dt.date,
+    mark_ahead: int,
 ) -> list[Attempt]:
     """Send in order over the open transport; returns the attempts not yet recorded."""
     pending: list[Attempt] = []
     last_flush = time.monotonic()
     lease = dt.timedelta(seconds=settings.MAILOPS["LEASE_SECONDS"])
+    marked_until = 0
     for index, item in enumerate(ready):
         assert item.outgoing is not None
         if server.min_delay_seconds > 0:
             # One slot per message, booked just before it leaves: spacing holds across workers,
             # and a batch that stops early leaves no unused slots behind.
             pacing.wait_until(pacing.book(server, 1))
+        if index >= marked_until:
+            # After the pacing wait, so the mark is as close to the payload as it can be.
+            ahead = ready[index : index + mark_ahead]
+            _mark_handed_over([c.message for c in ahead], server)
+            marked_until = index + len(ahead)
         outcome = transport.send(item.outgoing)
         if outcome.is_failover:
             result.server_failure = outcome
@@ -203,6 +243,12 @@ def _finish(
         refused=result.refused,
     )
     _count(result, recorded)
+    if result.unsent and not requeue_unsent:
+        # They stay with the caller, who tries another server: a crash before it does must
+        # send them again, not count them unknown, since this server never took them.
+        Message.objects.filter(pk__in=[m.pk for m in result.unsent], status=MessageStatus.SENDING).update(
+            sent_at=None, server=None
+        )
     # Everything the server never saw gives its reservation back, so the cap stays usable.
     not_attempted = len(result.unsent) + len(result.suppressed) + len(result.refused)
     if not_attempted:
