@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
+from . import quota
 from .models import Alert, BlocklistCheck, Configuration, HealthCheck, Preset, Quota, Server, ServerDailyStat, WarmupSchedule
 
 
@@ -39,6 +40,12 @@ class ServerAdmin(admin.ModelAdmin):
     @admin.display(description="Warm-up day")
     def warmup_day_display(self, obj: Server) -> str:
         return str(obj.warmup_day()) if obj.warmup_enabled else "—"
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # Today's cap follows at once, as from the API and the dashboard: a new IP's warm-up
+        # restart or a lower limit must hold for single sends too, not only after a dispatch.
+        quota.sync_cap(obj)
 
 
 @admin.register(Preset)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -253,6 +255,58 @@ class Server(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # --- a new sending IP starts its warm-up again ------------------------------------------
+    #
+    # Reputation belongs to the IP mail leaves from. A slot that gets its first credentials,
+    # or a new host or egress IP, sends from an IP that has none yet, so its warm-up starts
+    # over on today's sending day. The rule sits on save() because every edit path ends
+    # there: the services (API, dashboard, loading a configuration) and the admin.
+
+    _IDENTITY = ("kind", "host", "ip_address", "api_key", "warmup_started_on")
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Server:
+        instance = super().from_db(db, field_names, values)
+        instance._remember_sending_identity()
+        return instance
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self._remember_sending_identity()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        if self._sends_from_a_new_ip(update_fields):
+            self.warmup_started_on = sending_day()
+            self.warmup_manual_advance = 0
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "warmup_started_on", "warmup_manual_advance"}
+        super().save(*args, **kwargs)
+        self._remember_sending_identity()
+
+    def _remember_sending_identity(self) -> None:
+        if set(self._IDENTITY) & self.get_deferred_fields():
+            self._loaded_identity: tuple[bool, str, str, dt.date] | None = None
+            return
+        self._loaded_identity = (self.is_configured, _host_key(self.host), _ip_key(self.ip_address),
+                                 self.warmup_started_on)
+
+    def _sends_from_a_new_ip(self, update_fields: Any) -> bool:
+        loaded = getattr(self, "_loaded_identity", None)
+        if loaded is None or not self.is_configured:
+            return False  # a new row starts today anyway; an unconfigured one sends nothing
+        if update_fields is not None and not {"kind", "host", "ip_address", "api_key"} & set(update_fields):
+            return False
+        was_configured, host, ip, started_on = loaded
+        if self.warmup_started_on != started_on:
+            return False  # the operator chose the start date in this same edit (an IP warmed elsewhere)
+        if not was_configured:
+            return True
+        # Clearing a value does not move the traffic to a new IP; only a new value does.
+        new_host = _host_key(self.host)
+        new_ip = _ip_key(self.ip_address)
+        return bool(new_host and new_host != host) or bool(new_ip and new_ip != ip)
+
     @property
     def is_configured(self) -> bool:
         if self.kind == ServerKind.SENDGRID:
@@ -288,6 +342,21 @@ class Server(models.Model):
     @property
     def display_ip(self) -> str:
         return self.ip_address or ("SendGrid cloud" if self.kind == ServerKind.SENDGRID else self.host)
+
+
+def _host_key(host: str | None) -> str:
+    """A host as DNS compares it: case and a trailing dot do not make it another host."""
+    return (host or "").strip().rstrip(".").lower()
+
+
+def _ip_key(ip: str | None) -> str:
+    """An IP in one spelling (2001:DB8::1 and 2001:db8:0::1 are the same address)."""
+    if not ip:
+        return ""
+    try:
+        return str(ipaddress.ip_address(str(ip).strip()))
+    except ValueError:
+        return str(ip).strip()
 
 
 class Quota(models.Model):
