@@ -10,12 +10,16 @@ What each outcome becomes:
 | outcome                         | message   | campaign counter | server stat               |
 |---------------------------------|-----------|------------------|---------------------------|
 | accepted                        | sent      | sent             | sent                      |
-| deferred (4xx, timeout, 429)    | deferred, retried with backoff | deferred | deferred (+policy_blocks for 4.7.x/421) |
+| deferred (4xx, timeout)         | deferred, retried with backoff | deferred | deferred (+policy_blocks for 4.7.x/421) |
 | deferred for 3 days             | failed "gave up after 3 days: …" | failed | failed              |
 | hard bounce (5.1.x)             | bounced, address suppressed | bounced | bounced          |
 | policy block (5.7.x, blocklist) | failed; recipient NOT suppressed | failed | failed + policy_blocks |
 | other permanent 5xx             | failed    | failed           | failed                    |
 | unknown (reply lost after DATA) | unknown, never resent | unknown | unknown               |
+
+Failures of the server rather than the message (connect, TLS, AUTH, 421, a SendGrid 429
+rate limit) never reach this table: campaigns/sender.py stops the batch and requeues the
+message and the rest with no attempt counted.
 
 The campaign's `deferred` counter counts deferrals (attempts that were deferred), like
 the server's; a message deferred twice and then sent counts in both `deferred` and `sent`.

@@ -10,9 +10,10 @@ reserved for them on `day`. It
    pacing slot (servers/pacing.py) so min_delay holds across every worker, and each
    marked "handed to the server" (`sent_at`) in a committed write before it leaves;
 4. stops at the first sign that the server, not the message, is at fault (connect,
-   TLS or AUTH failure, 421, SendGrid 401/403/5xx): the server is marked suspect (401
-   and 403 mark it down) and the unsent messages go back to `queued` with no attempt
-   counted, so the next dispatch routes them to another server (failover);
+   TLS or AUTH failure, 421, SendGrid 401/403/429/5xx): the server is marked suspect (401
+   and 403 mark it down; a 429 holds it until X-RateLimit-Reset) and the unsent messages
+   go back to `queued` with no attempt counted, so the next dispatch routes them to
+   another server (failover);
 5. records outcomes in bulk (campaigns/outcomes.py), in chunks during long paced
    batches so a crash loses little and leases stay fresh;
 6. gives back the quota of every message it did not hand to the server.
@@ -105,6 +106,11 @@ def abandon_server(server: Server, failure: Outcome, *, day: dt.date) -> None:
     if server.kind == ServerKind.SENDGRID and failure.code in (401, 403):
         # The key is wrong or lacks the mail.send scope: nothing will work until an operator fixes it.
         state.mark_down(server, error=f"SendGrid refused the API key: {failure.summary}")
+    elif server.kind == ServerKind.SENDGRID and failure.code == 429:
+        # Rate limited: nothing gets through before X-RateLimit-Reset, so the server sits out
+        # until then (health probes would pass meanwhile: the limit is on sending only).
+        hold = failure.retry_after if failure.retry_after is not None else state.SUSPECT_SECONDS
+        state.mark_suspect(server, error=f"SendGrid rate limit, held for {hold:.0f} s: {failure.summary}", seconds=hold)
     else:
         state.mark_suspect(server, error=failure.summary)
     if failure.category is Category.POLICY:

@@ -231,6 +231,13 @@ def _state_key(kind: str, server: Server) -> str:
     return f"{kind}:{server.pk}:{server.state_changed_at.isoformat()}"
 
 
+def _until(server: Server) -> str:
+    # A suspicion lasts two minutes, a SendGrid rate limit until its reset: say which.
+    if server.suspect_until is None:
+        return "the next check"
+    return f"{server.suspect_until.astimezone(dt.UTC):%H:%M:%S} UTC"
+
+
 def on_server_down(sender: Any, *, server: Server, error: str = "", **kwargs: Any) -> None:
     raise_alert(
         kind=SERVER_DOWN,
@@ -279,7 +286,7 @@ def on_server_suspect(sender: Any, *, server: Server, error: str = "", **kwargs:
         kind=SERVER_SUSPECT,
         level=Level.WARNING,
         server=server,
-        message=f"{server.name} failed at send time and sits out briefly; health checks decide the rest: {error}",
+        message=f"{server.name} failed at send time and sits out until {_until(server)}; health checks decide the rest: {error}",
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import Server, ServerState
@@ -69,9 +70,15 @@ def resume_manual(server: Server) -> bool:
     return _transition(server, from_states=(ServerState.PAUSED_MANUAL,), to=ServerState.ACTIVE, reason="")
 
 
-def mark_suspect(server: Server, *, error: str, seconds: int = SUSPECT_SECONDS) -> None:
-    """Keep a server out of rotation briefly after a send-time connect/TLS/auth failure; health decides the rest."""
+def mark_suspect(server: Server, *, error: str, seconds: float = SUSPECT_SECONDS) -> None:
+    """Keep a server out of rotation after a send-time failure: briefly after a connect/TLS/auth
+    failure (health decides the rest), until the reset after a rate limit.
+
+    A hold is only ever extended: a brief suspicion raised by a concurrent batch must not
+    cut short a rate limit's hold that runs for another hour."""
     until = timezone.now() + dt.timedelta(seconds=seconds)
-    Server.objects.filter(pk=server.pk).update(suspect_until=until)
+    longer = Q(suspect_until__isnull=True) | Q(suspect_until__lt=until)
+    if not Server.objects.filter(longer, pk=server.pk).update(suspect_until=until):
+        return
     server.suspect_until = until
     transaction.on_commit(lambda: server_suspect.send(sender=Server, server=server, error=error))

@@ -186,7 +186,10 @@ def outcome_for_response(status: int, body: bytes | str | None, headers: Any) ->
         return Outcome(status=result, category=category, code=status, enhanced="", text=text)
 
     if status == 429:
-        return outcome(Status.DEFERRED, Category.SOFT).with_retry_after(_retry_after(headers))
+        # The account's rate limit, not the message: like a 421, the message was not judged
+        # and every further POST would meet the same limit until X-RateLimit-Reset, so it is a
+        # server failure that stops the batch, carrying how long to hold the server.
+        return outcome(Status.DEFERRED, Category.SERVER).with_retry_after(_retry_after(headers))
     if status in (400, 413):
         # SendGrid judged this message (bad address, too big...): sending it again
         # anywhere would be judged the same way.

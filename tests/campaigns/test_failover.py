@@ -4,9 +4,11 @@ server is down, refuses AUTH or drops the connection, and every message delivere
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 
 import pytest
+import time_machine
 
 from campaigns.models import Message, MessageStatus
 from campaigns.sender import send_batch
@@ -14,7 +16,7 @@ from servers import quota
 from servers.daytime import sending_day
 from servers.models import RotationStrategy, Server, ServerState
 from servers.relay import Fault
-from servers.rotation import load_pool
+from servers.rotation import eligible_servers, load_pool
 from tests.support.engine import claim, make_campaign, make_config, make_server, recipients_of
 
 pytestmark = pytest.mark.django_db
@@ -186,30 +188,68 @@ def test_sendgrid_replies_become_outcomes(sendgrid_api, sendgrid_server):
 
     sendgrid_api.queue(
         Reply(202),
-        Reply(429, {"errors": [{"message": "too many requests"}]}, headers={"Retry-After": "3600"}),
         Reply(400, {"errors": [{"field": "content", "message": "content value must be a string"}]}),
         Reply(drop=True),
     )
-    emails = ["ok@example.com", "slow@example.com", "bad@example.com", "lost@example.com"]
+    emails = ["ok@example.com", "bad@example.com", "lost@example.com"]
     messages = claim(make_campaign(emails), server=sendgrid_server)
     day = sending_day()
-    quota.reserve(sendgrid_server, 4, day=day)
+    quota.reserve(sendgrid_server, 3, day=day)
 
     send_batch(server=sendgrid_server, messages=messages, day=day)
 
     rows = {m.to_email: m for m in Message.objects.all()}
     assert rows["ok@example.com"].status == MessageStatus.SENT
-    assert rows["slow@example.com"].status == MessageStatus.DEFERRED
-    assert rows["slow@example.com"].next_attempt_at - rows["slow@example.com"].first_attempt_at >= dt.timedelta(
-        minutes=59
-    )
     assert rows["bad@example.com"].status == MessageStatus.FAILED
     assert "content value must be a string" in rows["bad@example.com"].reply_text
     assert rows["lost@example.com"].status == MessageStatus.UNKNOWN
-    assert len(sendgrid_api.sends()) == 4  # the lost one was not sent again
+    assert len(sendgrid_api.sends()) == 3  # the lost one was not sent again
     first = sendgrid_api.sends()[0].json
     assert first["custom_args"]["mailops_message"] == str(rows["ok@example.com"].pk)
     assert first["custom_args"]["mailops_message_id"] == rows["ok@example.com"].message_id
+
+
+def test_a_sendgrid_rate_limit_stops_the_batch_and_holds_the_server_until_the_reset(sendgrid_api, sendgrid_server):
+    from tests.support.sendgrid_server import Reply
+
+    reset = int(time.time()) + 600
+    sendgrid_api.queue(
+        Reply(202),
+        Reply(429, {"errors": [{"message": "too many requests"}]}, headers={"X-RateLimit-Reset": str(reset)}),
+    )
+    emails = [f"rl{i}@example.com" for i in range(5)]
+    messages = claim(make_campaign(emails), server=sendgrid_server)
+    day = sending_day()
+    quota.reserve(sendgrid_server, 5, day=day)
+
+    result = send_batch(server=sendgrid_server, messages=messages, day=day)
+
+    # Nothing more was posted into the rate limit once SendGrid said 429.
+    assert len(sendgrid_api.sends()) == 2
+    rows = {m.to_email: m for m in Message.objects.all()}
+    assert rows["rl0@example.com"].status == MessageStatus.SENT
+    # The limited message and the rest were never judged: back in the queue, no attempt used.
+    for email in emails[1:]:
+        assert (rows[email].status, rows[email].attempts, rows[email].server_id) == (MessageStatus.QUEUED, 0, None)
+    assert result.server_failure is not None and result.server_failure.code == 429
+    assert quota.used_today([sendgrid_server.pk], day)[sendgrid_server.pk][0] == 1
+    sendgrid_server.refresh_from_db()
+    assert sendgrid_server.state == ServerState.ACTIVE
+    assert abs(sendgrid_server.suspect_until.timestamp() - reset) <= 2
+    assert sendgrid_server.pk not in {s.pk for s in eligible_servers()}
+    with time_machine.travel(dt.datetime.fromtimestamp(reset + 1, dt.UTC)):
+        assert sendgrid_server.pk in {s.pk for s in eligible_servers()}
+
+
+def test_a_brief_suspicion_does_not_shorten_a_rate_limit_hold(sendgrid_server):
+    from servers import state
+
+    state.mark_suspect(sendgrid_server, error="429 too many requests", seconds=3600)
+    held_until = Server.objects.get(pk=sendgrid_server.pk).suspect_until
+
+    state.mark_suspect(sendgrid_server, error="500 internal error")
+
+    assert Server.objects.get(pk=sendgrid_server.pk).suspect_until == held_until
 
 
 @pytest.mark.django_db(transaction=True)

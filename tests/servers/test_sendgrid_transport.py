@@ -93,7 +93,7 @@ def test_missing_fields_are_read_from_the_rendered_message(sendgrid_api: FakeSen
     assert body["custom_args"] == {MESSAGE_ID_ARG: "msg-43"}
 
 
-def test_a_429_is_deferred_until_the_rate_limit_resets(sendgrid_api: FakeSendGrid) -> None:  # noqa: F811
+def test_a_429_is_a_server_failure_that_says_when_the_limit_resets(sendgrid_api: FakeSendGrid) -> None:  # noqa: F811
     reset = int(time.time()) + 60
     sendgrid_api.queue(
         Reply(429, {"errors": [{"field": None, "message": "too many requests"}]}, {"X-RateLimit-Reset": str(reset)})
@@ -101,7 +101,9 @@ def test_a_429_is_deferred_until_the_rate_limit_resets(sendgrid_api: FakeSendGri
 
     outcome = send(sendgrid_api, structured_message())
 
-    assert (outcome.status, outcome.code) == (Status.DEFERRED, 429)
+    assert (outcome.status, outcome.category, outcome.code) == (Status.DEFERRED, Category.SERVER, 429)
+    # The message was not judged: it stops the batch and goes back to the queue.
+    assert outcome.is_failover
     assert outcome.retry_after is not None
     assert 55 <= outcome.retry_after <= 60
     assert "too many requests" in outcome.text
