@@ -46,7 +46,7 @@ from servers import quota, stats
 from servers.configuration import active_configuration
 from servers.daytime import day_start, sending_day
 from servers.models import RotationStrategy, Server
-from servers.rotation import Pool, Slot, eligible_servers
+from servers.rotation import Pool, Slot, advance_cursor, eligible_servers
 
 from .models import Campaign, DeliveryEvent, DispatchLock, Message, MessageStatus
 
@@ -409,10 +409,14 @@ def claim_due(*, now: dt.datetime | None = None, rng: random.Random | None = Non
 
     used = {s.pk: rows[s.pk].used for s in servers if s.pk in rows}
     rng = rng or random.Random()
+    # Begin where the shared cycle stands, so a trickle of one message per run is rotated
+    # instead of always going to the first server; the cursor moves on after a run that
+    # claimed something (an idle run writes nothing, which keeps SQLite's write lock free).
+    start = config.rr_cursor if config else 0
     pool1 = Pool([_slot(p, routing=routing, used=used[p.server.pk]) for p in primary], strategy=strategy,
-                 strict_routing=strict, rng=rng)
+                 strict_routing=strict, rng=rng, start=start)
     pool2 = Pool([_slot(p, routing=routing, used=used[p.server.pk]) for p in overflow], strategy=strategy,
-                 strict_routing=strict, rng=rng)
+                 strict_routing=strict, rng=rng, start=start)
     total = sum(p.allowance for p in plans)
 
     with transaction.atomic():
@@ -453,6 +457,9 @@ def claim_due(*, now: dt.datetime | None = None, rng: random.Random | None = Non
                 transaction.on_commit(
                     lambda server_id=server_id, batch=batch: _enqueue_batch(server_id, batch, lease, day)
                 )
+    if claims and config is not None:
+        # Outside the claim's transaction, so single sends wait on the cursor's row lock for this UPDATE only.
+        advance_cursor(config)
     return claims
 
 

@@ -226,7 +226,7 @@ def load_pool(
     day = day or sending_day()
     if config is None:
         config = Configuration.objects.filter(is_active=True).first()
-    start = _advance_cursor(config) if config else 0
+    start = advance_cursor(config) if config else 0
     servers = eligible_servers()
     rows = quota.ensure_rows(servers, day)
     slots = [
@@ -254,8 +254,11 @@ def load_pool(
     )
 
 
-def _advance_cursor(config: Configuration) -> int:
-    """Move the shared round-robin cursor one step; every worker's next snapshot starts further on."""
+def advance_cursor(config: Configuration) -> int:
+    """Move the shared round-robin cursor one step; every worker's next snapshot starts further on.
+
+    Returns the new position. A caller that takes its start from the cursor first (the
+    dispatcher, which advances only after a run that claimed something) gets the same cycle."""
     if config.rotation_strategy not in (RotationStrategy.ROUND_ROBIN, RotationStrategy.BEST_PERFORMANCE):
         return 0
     Configuration.objects.filter(pk=config.pk).update(rr_cursor=F("rr_cursor") + 1)

@@ -84,6 +84,33 @@ def test_round_robin_shares_due_mail_evenly():
     assert report.claimed == {s.pk: 10 for s in servers}
 
 
+def test_round_robin_spreads_a_trickle_of_one_message_per_run():
+    configure()
+    servers = [server(n) for n in (1, 2, 3)]
+    took: list[int] = []
+
+    for n in range(6):
+        Message.objects.create(to_email=f"single{n}@example.com", status=MessageStatus.QUEUED)
+        report = dispatch.run_once()
+        [server_id] = report.claimed
+        took.append(server_id)
+        # Sent meanwhile, as its batch would: every run sees one new message and nothing in flight.
+        Message.objects.filter(status=MessageStatus.SENDING).update(status=MessageStatus.SENT)
+
+    # Each run picks up where the last one left off instead of starting again at server 1.
+    assert Counter(took) == {s.pk: 2 for s in servers}
+
+
+def test_an_idle_dispatcher_leaves_the_round_robin_cursor_alone():
+    config = configure()
+    server(1)
+
+    dispatch.run_once()
+
+    config.refresh_from_db()
+    assert config.rr_cursor == 0
+
+
 def test_best_performance_fills_the_best_server_first():
     configure(rotation_strategy=RotationStrategy.BEST_PERFORMANCE)
     best = server(1, reputation=99, daily_limit=20)
