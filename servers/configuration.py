@@ -372,7 +372,8 @@ def save_as_preset(*, configuration: Configuration, key: str, name: str) -> Pres
 
 
 def _env_credentials(n: int) -> dict[str, Any]:
-    """SMTP_HOST_n … SMTP_REGION_n, as in the seed. Only variables that are set are returned."""
+    """SMTP_HOST_n … SMTP_REGION_n, as in the seed, plus SMTP_SECURITY_n, SMTP_HELO_n,
+    SMTP_VERIFY_TLS_n and SMTP_BIND_n. Only variables that are set are returned."""
     out: dict[str, Any] = {}
     mapping = {"HOST": "host", "USER": "username", "PASSWORD": "password", "IP": "ip_address", "REGION": "region",
                "SECURITY": "security", "HELO": "helo_name"}
@@ -388,7 +389,18 @@ def _env_credentials(n: int) -> dict[str, Any]:
             raise DomainError(f"SMTP_PORT_{n} must be a port number, not {port!r}") from None
     if os.environ.get(f"SMTP_VERIFY_TLS_{n}", "").lower() in ("0", "false", "no"):
         out["verify_tls"] = False
+    bind = os.environ.get(f"SMTP_BIND_{n}", "").strip().lower()
+    if bind:
+        # Binding SMTP_IP_n only works on a machine that owns it, so it is never guessed: an
+        # unreadable value is refused rather than taken for either answer.
+        if bind not in _TRUE | _FALSE:
+            raise DomainError(f"SMTP_BIND_{n} must be true or false, not {bind!r}")
+        out["bind_source_address"] = bind in _TRUE
     return out
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def _apply_slots(config: Configuration) -> None:

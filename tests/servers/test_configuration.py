@@ -107,6 +107,25 @@ def test_a_bad_port_variable_is_reported(monkeypatch):
         configuration.load_preset("starter")
 
 
+def test_smtp_bind_n_turns_source_address_binding_on_and_off(monkeypatch):
+    monkeypatch.setenv("SMTP_HOST_1", "smtp1.example.test")
+    monkeypatch.setenv("SMTP_IP_1", "203.0.113.1")
+    monkeypatch.setenv("SMTP_BIND_1", "true")
+    configuration.load_preset("starter")
+    assert Server.objects.get(kind=ServerKind.SMTP, slot=1).bind_source_address is True
+
+    monkeypatch.setenv("SMTP_BIND_1", "false")
+    configuration.load_preset("starter")
+    assert Server.objects.get(kind=ServerKind.SMTP, slot=1).bind_source_address is False
+
+
+def test_a_bad_bind_variable_is_reported(monkeypatch):
+    monkeypatch.setenv("SMTP_HOST_1", "smtp1.example.test")
+    monkeypatch.setenv("SMTP_BIND_1", "maybe")
+    with pytest.raises(DomainError, match="SMTP_BIND_1 must be true or false"):
+        configuration.load_preset("starter")
+
+
 def test_unknown_preset_lists_the_valid_keys():
     with pytest.raises(DomainError) as err:
         configuration.load_preset("platinum")
