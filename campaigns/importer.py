@@ -8,8 +8,8 @@ Whole-file problems (not a CSV, no email column, empty, too big) are all found b
 `open_prospect_reader` before the first row is yielded, so a rejected file imports
 nothing. Row problems are stored as ImportRowError and the good rows still import.
 
-Merging: an address already in the list (or repeated in the file) is not a new
-prospect. The later row only fills the fields that are still empty (name, company,
+Merging: an address already in the list (or repeated in the file), in any letter case,
+is not a new prospect. The later row only fills the fields that are still empty (name, company,
 country, and custom fields missing or blank); it never overwrites what is there.
 Addresses on the suppression list are not imported at all and are counted as suppressed.
 """
@@ -191,6 +191,12 @@ def _run(job: ImportJob, on_progress: Callable[[ImportJob], None] | None) -> Imp
             sink.put(rows, errors, _Counts.of(reader))
         finally:
             sink.close()
+    if connection.vendor == "postgresql" and writer.imported >= CHUNK_ROWS:
+        # Fresh statistics after a bulk load, as PostgreSQL's manual advises: with the new list
+        # still estimated at one row, the next import into it (or a campaign start) would walk
+        # the whole list for every chunk instead of probing the list's address index.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {writer.prospects}")
     count = Prospect.objects.filter(prospect_list_id=job.prospect_list_id).count()
     ProspectList.objects.filter(pk=job.prospect_list_id).update(prospect_count=count)
     job = _finish(job, status=Status.DONE, bytes_read=size, total_bytes=size)
@@ -386,14 +392,15 @@ class _ChunkWriter:
             suppressed = {e for (e,) in self._select(f"SELECT email FROM {self.suppressions} WHERE email IN (IN)", lowered)}
         existing: dict[str, dict[str, Any]] = {}
         if self.check_list:
+            # Compared lower-cased, as the list's unique index (Prospect.Meta) compares them.
             found = self._select(
                 f"SELECT id, email, name, company, country, custom FROM {self.prospects} "
-                f"WHERE prospect_list_id = {int(self.list_id)} AND email IN (IN)",
-                [r.email for r in rows],
+                f"WHERE prospect_list_id = {int(self.list_id)} AND LOWER(email) IN (IN)",
+                list({r.email.lower() for r in rows}),
             )
             existing = {
-                email: {"pk": pk, "name": name, "company": company, "country": country,
-                        "custom": json.loads(custom) if isinstance(custom, str) else (custom or {})}
+                email.lower(): {"pk": pk, "name": name, "company": company, "country": country,
+                                "custom": json.loads(custom) if isinstance(custom, str) else (custom or {})}
                 for pk, email, name, company, country, custom in found
             }
         created_at = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -404,7 +411,7 @@ class _ChunkWriter:
             if suppressed and row.email.lower() in suppressed:
                 self.suppressed += 1
                 continue
-            current = existing.get(row.email) if existing else None
+            current = existing.get(row.email.lower()) if existing else None
             if current is None:
                 fresh.append((list_id, row.email, row.name[:200], row.company[:200], row.country[:100],
                               _encode_custom(row.custom) if row.custom else "{}", created_at))

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -23,7 +24,11 @@ class ProspectList(models.Model):
 
 
 class Prospect(models.Model):
-    prospect_list = models.ForeignKey(ProspectList, on_delete=models.CASCADE, related_name="prospects")
+    # No index of its own: the unique index below starts with the list, and with a second
+    # index PostgreSQL scanned a whole list to filter an import chunk's lower-cased addresses.
+    prospect_list = models.ForeignKey(
+        ProspectList, on_delete=models.CASCADE, related_name="prospects", db_index=False
+    )
     email = models.CharField(max_length=320)
     name = models.CharField(max_length=200, blank=True)
     company = models.CharField(max_length=200, blank=True)
@@ -33,7 +38,12 @@ class Prospect(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["prospect_list", "email"], name="one_prospect_per_list_email")]
+        constraints = [
+            # One prospect per mailbox: mail servers treat Ana@example.com and ana@example.com
+            # as one inbox, so a list holding both would mail it twice. The importer's
+            # COPY and INSERT … ON CONFLICT DO NOTHING lean on this index to skip them.
+            models.UniqueConstraint(F("prospect_list"), Lower("email"), name="one_prospect_per_list_address"),
+        ]
 
     def __str__(self) -> str:
         return self.email

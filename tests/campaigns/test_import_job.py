@@ -220,3 +220,50 @@ def test_an_address_added_to_the_list_during_the_import_counts_as_a_duplicate():
     assert (job.rows_imported, job.rows_duplicate) == (2, 1)
     assert Prospect.objects.get(prospect_list=plist, email="b@agency.es").name == "Already"
     assert Prospect.objects.filter(prospect_list=plist).count() == 3
+
+
+def test_an_address_already_in_the_list_in_another_case_is_merged_not_added():
+    plist = services.list_create(name="Spain")
+    # The first import finds the list empty: on PostgreSQL it takes the COPY fast path.
+    run(plist, b"email,name,company\r\nana@agency.es,,Alpha\r\n")
+
+    again = run(plist, b"email,name,company\r\nAna@agency.es,Ana,Other\r\nBEA@agency.es,Bea,\r\n")
+
+    assert (again.rows_imported, again.rows_duplicate) == (1, 1)
+    rows = dict(Prospect.objects.filter(prospect_list=plist).values_list("email", "name"))
+    assert rows == {"ana@agency.es": "Ana", "BEA@agency.es": "Bea"}
+    assert Prospect.objects.get(email="ana@agency.es").company == "Alpha"
+    plist.refresh_from_db()
+    assert plist.prospect_count == 2
+
+
+def test_an_address_added_in_another_case_during_the_import_counts_as_a_duplicate():
+    from campaigns.csvio import ProspectRow
+
+    plist = services.list_create(name="Spain")
+    job = ImportJob.objects.create(prospect_list=plist, filename="x.csv")
+    writer = importer._ChunkWriter(job)  # the list is empty: the fast path is chosen
+    Prospect.objects.create(prospect_list=plist, email="B@agency.es", name="Already")
+
+    rows = [ProspectRow(n, f"{c}@agency.es", "", "", "", {}) for n, c in enumerate("abc", start=2)]
+    writer.write(rows, [], importer._Counts(100, 3, 0, 0))
+
+    job.refresh_from_db()
+    assert (job.rows_imported, job.rows_duplicate) == (2, 1)
+    assert sorted(Prospect.objects.filter(prospect_list=plist).values_list("email", flat=True)) == [
+        "B@agency.es", "a@agency.es", "c@agency.es",
+    ]
+
+
+def test_a_list_cannot_hold_two_prospects_whose_addresses_differ_only_in_case():
+    from django.db import IntegrityError, transaction
+
+    plist = services.list_create(name="Spain")
+    other = services.list_create(name="Portugal")
+    Prospect.objects.create(prospect_list=plist, email="ana@agency.es")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Prospect.objects.create(prospect_list=plist, email="ANA@agency.es")
+    Prospect.objects.create(prospect_list=other, email="ANA@agency.es")
+
+    assert Prospect.objects.count() == 2

@@ -116,3 +116,22 @@ def test_a_running_campaign_keeps_its_content_until_paused():
     assert paused.subject == "New {{ company }}" and paused.daily_max == 100
     with pytest.raises(DomainError, match="prospect_list cannot change"):
         services.campaign_update(campaign=paused, prospect_list=prospect_list(1, name="Other"))
+
+
+def test_a_mailbox_imported_twice_in_different_case_gets_the_campaign_once(settings, tmp_path):
+    import io
+
+    from campaigns import importer
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    plist = services.list_create(name="Twice")
+    for data in (b"email,name\r\nana@example.com,\r\n", b"email,name\r\nAna@example.com,Ana\r\nANA@EXAMPLE.COM,\r\n"):
+        job = services.import_create(prospect_list=plist, upload=io.BytesIO(data), filename="ana.csv", run_async=False)
+        importer.run_import(job=job)
+
+    started = services.campaign_start(campaign=campaign(plist))
+
+    assert started.total == 1
+    assert list(Message.objects.filter(campaign=started).values_list("to_email", "to_name")) == [
+        ("ana@example.com", "Ana")
+    ]
