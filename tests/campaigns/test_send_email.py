@@ -190,6 +190,26 @@ def test_sendgrid_refusing_the_key_marks_it_down_and_the_message_waits(sendgrid_
     assert Message.objects.get().status == MessageStatus.DEFERRED
 
 
+def test_sendgrid_forbidding_the_key_marks_it_down_and_the_message_waits(sendgrid_host):
+    from tests.support.sendgrid_server import Reply
+
+    # A valid key without the mail.send scope: SendGrid answers 403, and no send can work.
+    sendgrid_host.queue(Reply(403, {"errors": [{"field": None, "message": "access forbidden"}]}))
+    sendgrid = make_sendgrid(sendgrid_host)
+    make_config()
+
+    result = send()
+
+    assert result["success"] is False
+    assert result["retryAt"]
+    sendgrid.refresh_from_db()
+    assert sendgrid.state == ServerState.DOWN
+    assert "SendGrid refused the API key: 403 access forbidden" in sendgrid.state_reason
+    message = Message.objects.get()
+    assert (message.status, message.attempts) == (MessageStatus.DEFERRED, 0)
+    assert len(sendgrid_host.sends()) == 1
+
+
 def test_it_fails_over_to_the_next_server_in_the_same_call(relay_factory):
     down, up = relay_factory(name="down"), relay_factory(name="up")
     first = make_server(down, name="SMTP Server 1", reputation=99.0)

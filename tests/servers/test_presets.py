@@ -6,8 +6,8 @@ import pytest
 from django.db import transaction
 from django.db.models.deletion import ProtectedError
 
-from servers.configuration import get_presets, recommend_preset
-from servers.models import Preset, WarmupSchedule
+from servers.configuration import get_presets, load_preset, recommend_preset
+from servers.models import Preset, Server, ServerKind, WarmupSchedule
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +31,34 @@ SEED = [
 ]
 
 
+DEFAULT, EXTENDED = "default-6-day", "extended-10-day"
+GEO_REGIONS = ["US"] * 4 + ["EU"] * 4 + ["LATAM"] * 4
+GEO_RULES = {".com": "US", ".eu": "EU", ".es": "EU", ".mx": "LATAM", ".br": "LATAM", ".ar": "LATAM"}
+# How each preset sends, from the seed's preset list and DESIGN.md's notes: the 6-day warm-up
+# and no delay unless the seed says otherwise ("Warmup Extendido: 10 días", "Delay: 2
+# segundos"); a region per server and routing rules only for geographic-distributed.
+# key: warm-up schedule, seconds between emails, region of each server, routing rules
+SENDING = {
+    "starter": (DEFAULT, 0, [], {}),
+    "basic-dual": (DEFAULT, 0, [], {}),
+    "starter-triple": (DEFAULT, 0, [], {}),
+    "professional": (DEFAULT, 0, [], {}),
+    "professional-plus": (DEFAULT, 0, [], {}),
+    "business": (DEFAULT, 0, [], {}),
+    "business-advanced": (DEFAULT, 0, [], {}),
+    "enterprise": (DEFAULT, 0, [], {}),
+    "enterprise-plus": (DEFAULT, 0, [], {}),
+    "enterprise-ultimate": (DEFAULT, 0, [], {}),
+    "hybrid-basic": (DEFAULT, 0, [], {}),
+    "hybrid-professional": (DEFAULT, 0, [], {}),
+    "geographic-distributed": (DEFAULT, 0, GEO_REGIONS, GEO_RULES),
+    "high-volume-burst": (DEFAULT, 0, [], {}),
+    "ultra-secure": (EXTENDED, 2, [], {}),
+}
+
+
 def test_the_seed_ships_exactly_fifteen_presets_in_its_order():
-    assert list(get_presets()) == [row[0] for row in SEED]
+    assert list(get_presets()) == [row[0] for row in SEED] == list(SENDING)
 
 
 @pytest.mark.parametrize("row", SEED, ids=[r[0] for r in SEED])
@@ -49,6 +75,29 @@ def test_each_preset_matches_the_seed_table(row):
     assert preset.tier == tier
     assert preset.recommended is recommended
     assert preset.is_builtin
+
+
+@pytest.mark.parametrize("key", list(SENDING))
+def test_each_preset_has_the_seeds_warm_up_delay_and_regions(key):
+    schedule, delay, regions, rules = SENDING[key]
+    preset = Preset.objects.select_related("warmup_schedule").get(key=key)
+    assert preset.warmup_schedule.key == schedule
+    assert preset.min_delay_seconds == delay
+    assert preset.regions == regions
+    assert preset.routing_rules == rules
+
+
+@pytest.mark.parametrize("key", list(SENDING))
+def test_loading_a_preset_gives_its_servers_that_warm_up_delay_and_regions(key):
+    schedule, delay, regions, rules = SENDING[key]
+    config = load_preset(key)
+    servers = list(Server.objects.filter(kind=ServerKind.SMTP, in_pool=True).select_related("warmup_schedule")
+                   .order_by("slot"))
+    assert len(servers) == config.server_count
+    assert {(s.warmup_enabled, s.warmup_schedule.key, s.min_delay_seconds) for s in servers} == {(True, schedule, delay)}
+    assert [s.region for s in servers] == (regions or [""] * len(servers))
+    assert config.routing_rules == rules
+    assert (config.warmup_schedule.key, config.min_delay_seconds) == (schedule, delay)
 
 
 @pytest.mark.parametrize(

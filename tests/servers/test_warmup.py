@@ -60,10 +60,23 @@ def test_manual_advance_moves_the_day_and_today_quota(server):
 
 
 def test_a_missed_or_doubled_job_cannot_skew_the_day(server):
-    # The day is derived, not counted: asking twice or not at all changes nothing.
-    with time_machine.travel(dt.datetime(2026, 12, 4, 12, 0, tzinfo=MEXICO), tick=False):
-        assert server.warmup_day() == 4
-        assert server.warmup_day() == 4
+    from campaigns import dispatch
+    from servers import reputation
+
+    # The periodic jobs that touch a server (the dispatcher, which sets today's caps, and the
+    # reputation sweep) run once on day 1, not at all on days 2 and 3, and three times on
+    # day 4. A day counted by a job would read 2 (missed) or 4 + 2 (doubled) there.
+    runs_per_day = {1: 1, 2: 0, 3: 0, 4: 3}
+    for day, runs in runs_per_day.items():
+        with time_machine.travel(dt.datetime(2026, 12, day, 12, 0, tzinfo=MEXICO), tick=False):
+            for _ in range(runs):
+                assert dispatch.run_once().ran
+                reputation.recompute()
+            server.refresh_from_db()
+            assert (server.warmup_day(), server.cap_for()) == (day, {1: 50, 2: 100, 3: 200, 4: 300}[day])
+    caps = dict(Quota.objects.filter(server=server).values_list("day", "cap"))
+    assert caps == {dt.date(2026, 12, 1): 50, dt.date(2026, 12, 4): 300}
+    assert (server.warmup_started_on, server.warmup_manual_advance) == (dt.date(2026, 12, 1), 0)
 
 
 def test_reloading_a_preset_does_not_restart_warmup(server):
