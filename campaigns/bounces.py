@@ -16,8 +16,10 @@ Matching, most trustworthy first:
 The address suppressed is always the matched message's recipient, never an address
 the report names.
 
-The listener also takes unsubscribes mailed to the List-Unsubscribe mailto address
-(u-<signed token>@UNSUBSCRIBE_MAILTO_DOMAIN): the token names the address.
+The listener also takes unsubscribes mailed to the List-Unsubscribe mailto address,
+u-<message id>-<mac>@UNSUBSCRIBE_MAILTO_DOMAIN (campaigns/unsubscribe.py), in any letter
+case: the MAC must match the message's recipient, who is the address suppressed. Mail sent
+before that form carries u-<signed token>@…, whose token names the address.
 
 Processing runs in a worker thread (the ORM is synchronous) before the final reply, so a
 report we failed to record gets a 451 and the remote MTA tries again later.
@@ -45,7 +47,7 @@ from . import events
 from .dsn import Report, ReportRecipient, normalize_message_id, parse_report
 from .headers import parse_verp
 from .models import DeliveryEvent, Message
-from .unsubscribe import read_token, token_from_mailto_address
+from .unsubscribe import read_mailto_address, read_token, token_from_mailto_address
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +79,20 @@ def _domain_of(address: str) -> str:
 
 
 def handle_mailto_unsubscribe(address: str) -> Intake:
-    """An unsubscribe mailed to the List-Unsubscribe mailto (u-<signed token>@UNSUBSCRIBE_MAILTO_DOMAIN).
+    """An unsubscribe mailed to the List-Unsubscribe mailto (u-<id>-<mac>@UNSUBSCRIBE_MAILTO_DOMAIN).
 
-    The signed token names the address, so the mail's content and sender do not matter:
-    whoever holds the message may unsubscribe its recipient, as with the one-click URL.
+    The MAC ties the address to one message and its recipient, so the mail's content and
+    sender do not matter: whoever holds the message may unsubscribe its recipient, as with
+    the one-click URL.
     """
+    short = read_mailto_address(address)
+    if short is not None:
+        message = Message.objects.filter(pk=short.message_id).first()
+        if message is None or not short.is_for(message.to_email):
+            return Intake("unmatched", detail="not a valid unsubscribe address")
+        return _record_mailto_unsubscribe(
+            message, message.to_email, message_id=message.pk, campaign_id=message.campaign_id
+        )
     token = token_from_mailto_address(address)
     claim = read_token(token) if token else None
     if claim is None:
@@ -89,14 +100,20 @@ def handle_mailto_unsubscribe(address: str) -> Intake:
     message = Message.objects.filter(pk=claim.message_id).first() if claim.message_id is not None else None
     if message is not None and message.to_email.strip().lower() != claim.email.strip().lower():
         message = None
-    digest = hashlib.sha256(claim.email.strip().lower().encode()).hexdigest()[:32]
+    return _record_mailto_unsubscribe(message, claim.email, message_id=claim.message_id, campaign_id=claim.campaign_id)
+
+
+def _record_mailto_unsubscribe(
+    message: Message | None, email: str, *, message_id: int | None, campaign_id: int | None
+) -> Intake:
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
     event = events.record_event(
         message,
         Kind.UNSUBSCRIBED,
         source="mailto",
-        email=claim.email,
-        external_id=f"mailto:{claim.message_id or ''}:{digest}",
-        text=f"unsubscribe mailed to the List-Unsubscribe address (campaign {claim.campaign_id or '-'})",
+        email=email,
+        external_id=f"mailto:{message_id or ''}:{digest}",
+        text=f"unsubscribe mailed to the List-Unsubscribe address (campaign {campaign_id or '-'})",
     )
     return Intake("recorded" if event else "duplicate", Kind.UNSUBSCRIBED, message.pk if message else None)
 
@@ -226,7 +243,9 @@ class BounceHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         domain = _domain_of(address)
-        mailto = domain == unsubscribe_domain() and token_from_mailto_address(address) is not None
+        mailto = domain == unsubscribe_domain() and (
+            read_mailto_address(address) is not None or token_from_mailto_address(address) is not None
+        )
         if domain != bounce_domain() and not mailto:
             return "550 5.1.1 Not a bounce or unsubscribe address here"
         envelope.rcpt_tos.append(address)

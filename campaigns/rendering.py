@@ -449,7 +449,9 @@ class CompiledMessage:
             if not unsubscribe_token:
                 raise ValueError("list_unsubscribe is on, so render() needs an unsubscribe_token")
             url = unsubscribe_url(unsubscribe_token)
-            mailto = unsubscribe_mailto(unsubscribe_token)
+            # The address as stored on the message (before normalisation), which is what the
+            # bounce listener checks the mailto's MAC against.
+            mailto = unsubscribe_mailto(message_id=message_pk, email=_as_text(recipient.get("email")))
             context["unsubscribe_url"] = url
             # Folded after the comma; the URIs themselves must stay whole.
             header_lines.append(f"List-Unsubscribe: <{url}>,\r\n <{mailto}>")

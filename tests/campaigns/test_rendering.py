@@ -19,7 +19,7 @@ from campaigns.rendering import (
     RenderedMessage,
     render_preview,
 )
-from campaigns.unsubscribe import make_token, read_token
+from campaigns.unsubscribe import make_token, read_mailto_address, read_token
 
 STRICT = email.policy.default.clone(raise_on_defect=True)
 POSTAL = "Acme Outreach S.L.\nCalle <Mayor> 1, 28013 Madrid"
@@ -141,6 +141,8 @@ def test_a_rendered_campaign_message_has_every_header_well_formed(settings: Sett
     assert mailto.startswith("mailto:u-") and mailto.endswith("?subject=unsubscribe")
     claim = read_token(url.removeprefix("https://mail.example.com/u/").rstrip("/"))
     assert claim is not None and claim.email == "ana@example.org" and claim.message_id == 41
+    mailed = read_mailto_address(mailto.removeprefix("mailto:").split("?")[0])
+    assert mailed is not None and mailed.message_id == 41 and mailed.is_for("ana@example.org")
 
 
 def test_the_header_section_is_ascii_and_lines_stay_short() -> None:

@@ -8,8 +8,10 @@ from django.core import signing
 
 from campaigns.unsubscribe import (
     SALT,
+    MailtoClaim,
     UnsubscribeClaim,
     make_token,
+    read_mailto_address,
     read_token,
     token_from_mailto_address,
     unsubscribe_mailto,
@@ -86,18 +88,64 @@ def test_the_url_is_under_the_public_base_url(settings: SettingsWrapper) -> None
     assert unsubscribe_url(token) == f"https://mail.example.com/u/{token}/"
 
 
-def test_the_mailto_carries_the_token_and_reads_back(settings: SettingsWrapper) -> None:
+def test_the_mailto_local_part_is_short_lowercase_and_names_the_message(settings: SettingsWrapper) -> None:
     settings.MAILOPS = {**settings.MAILOPS, "UNSUBSCRIBE_MAILTO_DOMAIN": "unsub.example.com"}
+    mailto = unsubscribe_mailto(message_id=2**63 - 1, email="a.very+long.address@sub.example.co.uk")
+
+    address, _, query = mailto.removeprefix("mailto:").partition("?")
+    local, _, domain = address.rpartition("@")
+    assert query == "subject=unsubscribe" and domain == "unsub.example.com"
+    assert len(local.encode()) <= 64, "RFC 5321 caps a local part at 64 octets"
+    assert re.fullmatch(r"u-\d+-[a-z2-7]+", local)
+    assert read_mailto_address(address) == MailtoClaim(message_id=2**63 - 1, mac=local.rsplit("-", 1)[1])
+
+
+def test_a_mailto_address_verifies_for_its_recipient_whatever_its_case() -> None:
+    address = unsubscribe_mailto(message_id=5, email="Jane@Example.com").removeprefix("mailto:").split("?")[0]
+
+    for seen in (address, address.upper(), f"<{address.upper()}>"):
+        claim = read_mailto_address(seen)
+        assert claim is not None and claim.message_id == 5
+        assert claim.is_for("jane@example.com")
+
+
+def test_a_forged_or_borrowed_mailto_address_is_refused() -> None:
+    address = unsubscribe_mailto(message_id=5, email="jane@example.com").removeprefix("mailto:").split("?")[0]
+    local, _, domain = address.partition("@")
+    claim = read_mailto_address(address)
+    assert claim is not None
+
+    assert not claim.is_for("victim@example.com")
+    other = read_mailto_address(local.replace("u-5-", "u-6-") + "@" + domain)
+    assert other is not None and not other.is_for("jane@example.com")
+    flipped = local[:-1] + ("a" if local[-1] != "a" else "b")
+    assert not read_mailto_address(f"{flipped}@{domain}").is_for("jane@example.com")  # type: ignore[union-attr]
+
+
+def test_a_mailto_address_made_with_a_retired_secret_still_verifies(settings: SettingsWrapper) -> None:
+    settings.SECRET_KEY = "first-secret-" + "x" * 40
+    address = unsubscribe_mailto(message_id=9, email="jane@example.com").removeprefix("mailto:").split("?")[0]
+    settings.SECRET_KEY = "second-secret-" + "y" * 40
+    settings.SECRET_KEY_FALLBACKS = ["first-secret-" + "x" * 40]
+
+    assert read_mailto_address(address).is_for("jane@example.com")  # type: ignore[union-attr]
+    settings.SECRET_KEY_FALLBACKS = []
+    assert not read_mailto_address(address).is_for("jane@example.com")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["postmaster@unsub.example.com", "u-@unsub.example.com", "u-5@unsub.example.com", "u-x-abc@unsub.example.com",
+     "not an address", "u-5-" + "a" * 15 + "@unsub.example.com", "b-5-" + "a" * 16 + "@unsub.example.com"],
+)
+def test_an_inbound_address_of_another_shape_has_no_claim(address: str) -> None:
+    assert read_mailto_address(address) is None
+
+
+def test_a_mailto_sent_before_the_short_form_still_carries_its_signed_token() -> None:
+    # Mail already in inboxes has u-<signed token>; the token still names its address.
     token = make_token(email="jane@example.com", message_id=5, campaign_id=None)
-    mailto = unsubscribe_mailto(token)
-    assert mailto == f"mailto:u-{token}@unsub.example.com?subject=unsubscribe"
-    recipient = mailto.removeprefix("mailto:").split("?")[0]
-    found = token_from_mailto_address(f"<{recipient}>")
-    assert found == token
-    assert read_token(found) == UnsubscribeClaim(email="jane@example.com", message_id=5, campaign_id=None)
 
-
-def test_an_inbound_address_without_the_prefix_has_no_token() -> None:
+    assert token_from_mailto_address(f"<u-{token}@unsub.example.com>") == token
     assert token_from_mailto_address("postmaster@unsub.example.com") is None
     assert token_from_mailto_address("u-@unsub.example.com") is None
-    assert token_from_mailto_address("not an address") is None
