@@ -259,10 +259,8 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "mailops.api_errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["mailops.throttling.ApiRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {
-        "user": env.str("API_RATE_PER_TOKEN", default="6000/minute"),
-        "login": env.str("LOGIN_RATE", default="10/minute"),
-    },
+    # Only the API's per-token rate: sign-ins are limited by failures instead (LOGIN_FAILURES_* below).
+    "DEFAULT_THROTTLE_RATES": {"user": env.str("API_RATE_PER_TOKEN", default="6000/minute")},
 }
 
 # Sign-in failures allowed per username+address and per address within the window (mailops/throttling.py).

@@ -92,3 +92,19 @@ def test_keys_that_outlive_their_window_neither_lock_nor_count(operator):
     for _ in range(3):
         throttling.record_failure("olivia", "198.51.100.9", now=t + 15 * 60 + 2)
     assert throttling.retry_after("olivia", "198.51.100.9", now=t + 15 * 60 + 3) == 0
+
+
+def test_every_configured_rate_belongs_to_a_throttle_in_use():
+    # A rate no throttle reads looks like protection and is none (a "login" rate once sat here unused).
+    from django.conf import settings
+    from django.urls import resolve
+    from django.utils.module_loading import import_string
+
+    from tests.test_urls_access import all_routes
+
+    classes = {import_string(path) for path in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"]}
+    for route in all_routes():
+        view = resolve(route.url).func
+        classes.update(getattr(getattr(view, "cls", None) or getattr(view, "view_class", None), "throttle_classes", []))
+    scopes = {getattr(cls, "scope", None) for cls in classes}
+    assert set(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]) <= scopes
