@@ -211,6 +211,10 @@ class Message(models.Model):
             ),
             # A campaign's daily maximum counts the recipients first tried today.
             models.Index(fields=["campaign", "first_attempt_at"], name="message_campaign_first_try"),
+            # Suppressing an address finds its pending mail (campaigns/suppression.pending_to).
+            # Not partial on status: SQLite cannot use a partial index when the statuses are
+            # bound parameters, as the ORM sends them.
+            models.Index(Lower("to_email"), name="message_address"),
         ]
 
     def __str__(self) -> str:

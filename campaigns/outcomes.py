@@ -213,11 +213,12 @@ def record(
     if server is not None and server_counts:
         stats.record(server.pk, server_counts, day=day)
     if hard_bounces:
-        # Each address carries the reply that condemned it, for the operator who reads the list.
-        for email, summary in hard_bounces:
-            result.suppressed_addresses += suppression.suppress_many(
-                [email], reason=Suppression.Reason.HARD_BOUNCE, source=f"{server.name if server else ''}: {summary}"
-            )
+        # One call for the whole batch (one look-up of pending mail, not one per address); each
+        # address still carries the reply that condemned it, for the operator who reads the list.
+        sources = {email: f"{server.name if server else ''}: {summary}" for email, summary in hard_bounces}
+        result.suppressed_addresses += suppression.suppress_many(
+            sources, reason=Suppression.Reason.HARD_BOUNCE, sources=sources
+        )
     return result
 
 

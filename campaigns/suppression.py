@@ -9,12 +9,12 @@ sender are caught by the send-time re-check (campaigns/sender.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -54,17 +54,26 @@ def suppress(email: str, *, reason: str, source: str = "") -> bool:
 
 
 @transaction.atomic
-def suppress_many(emails: Iterable[str], *, reason: str, source: str = "") -> int:
-    """Suppress these addresses and cancel their pending messages; returns how many were new."""
+def suppress_many(
+    emails: Iterable[str], *, reason: str, source: str = "", sources: Mapping[str, str] | None = None
+) -> int:
+    """Suppress these addresses and cancel their pending messages; returns how many were new.
+
+    `sources` gives an address its own source (a batch's hard bounces each keep their reply);
+    the others get `source`.
+    """
     if reason not in Reason.values:
         raise ValueError(f"unknown suppression reason {reason!r}; expected one of {Reason.values}")
     addresses = sorted({normalize(e) for e in emails if e and "@" in e})
     if not addresses:
         return 0
+    own: dict[str, str] = {}
+    for email, text in (sources or {}).items():
+        own.setdefault(normalize(email), text)
     now = timezone.now()
     before = len(suppressed_among(addresses))
     Suppression.objects.bulk_create(
-        [Suppression(email=a, reason=reason, source=source[:200], created_at=now) for a in addresses],
+        [Suppression(email=a, reason=reason, source=own.get(a, source)[:200], created_at=now) for a in addresses],
         ignore_conflicts=True,
         batch_size=CHUNK,
     )
@@ -74,18 +83,21 @@ def suppress_many(emails: Iterable[str], *, reason: str, source: str = "") -> in
     return after - before
 
 
+def pending_to(addresses: list[str]) -> QuerySet[Message]:
+    """Queued and deferred messages to these (lower-cased) addresses, found through the
+    message_address index on LOWER(to_email)."""
+    return Message.objects.alias(address=Lower("to_email")).filter(
+        address__in=addresses, status__in=[MessageStatus.QUEUED, MessageStatus.DEFERRED]
+    )
+
+
 def cancel_pending(addresses: list[str], *, reason: str) -> int:
     """Mark queued and deferred messages to these (lower-cased) addresses suppressed.
 
     The rows are locked first so a dispatcher claiming with skip_locked passes them by,
     and the campaign counters move by exactly the rows that changed.
     """
-    pending = (
-        Message.objects.alias(address=Lower("to_email"))
-        .filter(address__in=addresses, status__in=[MessageStatus.QUEUED, MessageStatus.DEFERRED])
-        .select_for_update()
-    )
-    rows = list(pending.values_list("pk", "campaign_id"))
+    rows = list(pending_to(addresses).select_for_update().values_list("pk", "campaign_id"))
     if not rows:
         return 0
     ids = [pk for pk, _ in rows]
@@ -182,6 +194,7 @@ __all__ = [
     "import_csv",
     "is_suppressed",
     "normalize",
+    "pending_to",
     "reason_for",
     "suppress",
     "suppress_many",

@@ -191,6 +191,43 @@ def test_a_batch_is_recorded_with_a_constant_number_of_queries():
     assert len(many) == len(few)
 
 
+def test_a_batch_of_hard_bounces_is_suppressed_with_a_constant_number_of_queries():
+    server = make_server()
+    warm = claim(make_campaign(["w@example.com"]), server=server)
+    record(server, [(warm[0], ACCEPTED)])  # creates today's stats row, a one-off per server and day
+    one = claim(make_campaign(["gone0@example.com"]), server=server)
+    many = claim(make_campaign([f"gone{i}@example.org" for i in range(40)]), server=server)
+    full = classify(550, "5.1.1 Mailbox gone0 full of nothing", stage="rcpt")
+    with CaptureQueriesContext(connection) as single:
+        record(server, [(one[0], full)])
+    with CaptureQueriesContext(connection) as batch:
+        record(server, [(m, NO_SUCH_USER) for m in many])
+
+    assert len(batch) == len(single)
+    assert Suppression.objects.filter(reason=Suppression.Reason.HARD_BOUNCE).count() == 41
+    # Each address still carries the reply that condemned it.
+    assert "gone0 full of nothing" in Suppression.objects.get(email="gone0@example.com").source
+    assert "does not exist" in Suppression.objects.get(email="gone7@example.org").source
+
+
+def test_pending_mail_to_a_suppressed_address_is_found_through_an_index():
+    from campaigns.suppression import pending_to
+
+    # Thousands of queued messages: the status alone narrows nothing, the address does.
+    campaign = make_campaign([])
+    Message.objects.bulk_create(
+        [Message(campaign=campaign, to_email=f"Agent{i}@example.com") for i in range(5000)], batch_size=1000
+    )
+    sql, params = pending_to(["agent7@example.com", "agent9@example.com"]).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        cursor.execute(("EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN ") + sql, params)
+        plan = " ".join(str(row) for row in cursor.fetchall())
+
+    assert "message_address" in plan, plan
+    assert pending_to(["agent7@example.com"]).get().to_email == "Agent7@example.com"
+
+
 def test_a_suppressed_address_is_never_sent_even_after_dispatch(relay):
     server = make_server(relay)
     campaign = make_campaign(["keep@example.com", "drop@example.com"])
