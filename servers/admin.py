@@ -2,6 +2,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.template.response import TemplateResponse
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import Token, TokenProxy
 
 from . import quota
 from .models import Alert, BlocklistCheck, Configuration, HealthCheck, Preset, Quota, Server, ServerDailyStat, WarmupSchedule
@@ -106,3 +110,76 @@ class BlocklistCheckAdmin(admin.ModelAdmin):
 class AlertAdmin(admin.ModelAdmin):
     list_display = ("created_at", "level", "kind", "server", "message", "emailed_at", "acknowledged_at", "acknowledged_by")
     list_filter = ("level", "kind", "acknowledged_at")
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+# The project package is not an app, so the token admin lives here. INSTALLED_APPS lists
+# rest_framework.authtoken before servers, so DRF's own TokenAdmin is registered by now.
+
+
+def masked_key(key: str) -> str:
+    """Enough of a token's key to tell tokens apart, never enough to use one."""
+    return f"{key[:4]}…" if key else "—"
+
+
+def _token_name(token: Token) -> str:
+    return f"token of {token.user} ({masked_key(token.key)})"
+
+
+# DRF's Token.__str__ is the key itself, and the admin names objects by str(obj): in titles,
+# breadcrumbs, messages, its action log (LogEntry.object_repr, listed on the admin index and
+# each history page) and the related objects a user's delete page lists. Nothing needs a
+# token's str() to be its key (code that needs the key reads .key), so name it by its owner.
+Token.__str__ = _token_name  # type: ignore[method-assign]
+
+
+class ApiTokenAdmin(TokenAdmin):
+    """DRF's token admin without the keys.
+
+    A key is shown once, in the answer to the form that created it (as `createtoken` prints
+    it once); no list, form, message or log entry shows more than its first four characters.
+    A token is created or deleted, never edited: giving a key to another user would hand
+    that user its powers.
+    """
+
+    list_display = ("key_prefix", "user", "created")
+    list_display_links = ("key_prefix",)
+    search_fields = ("user__username",)
+
+    @admin.display(description="Key")
+    def key_prefix(self, token: TokenProxy) -> str:
+        return masked_key(token.key)
+
+    def get_fields(self, request, obj=None):
+        return ("user",) if obj is None else ("key_prefix", "user", "created")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("key_prefix", "user", "created")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            # Each user has at most one token: offer only those without one.
+            kwargs["queryset"] = get_user_model().objects.filter(auth_token__isnull=True).order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # Rendered into this one response, not put in a message: messages travel in a cookie
+        # and would carry the key to every later page until read.
+        return TemplateResponse(
+            request,
+            "admin/authtoken/token_created.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Token created",
+                "token": obj,
+                "masked": masked_key(obj.key),
+            },
+        )
+
+
+admin.site.unregister(TokenProxy)
+admin.site.register(TokenProxy, ApiTokenAdmin)

@@ -1,5 +1,6 @@
-"""Invariant 6: SMTP passwords and API keys never leave — not in API responses or pages,
-not in logs, not in the admin's HTML, not in error pages or the error mails to ADMINS."""
+"""Invariant 6: SMTP passwords, SendGrid API keys and API tokens never leave — not in API
+responses or pages, not in logs, not in the admin's HTML, not in error pages or the error
+mails to ADMINS."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.core import mail
 from django.test import Client, RequestFactory
 from django.utils.log import AdminEmailHandler
 from django.views.debug import technical_500_response
+from rest_framework.authtoken.models import Token
 
 from servers.models import Server, ServerKind
 from tests.test_urls_access import PK, all_routes, objects  # noqa: F401  (objects is a fixture)
@@ -23,6 +25,9 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "Pw-9f3c1e7a-relay-secret"
 API_KEY = "SG.k3yk3yk3yk3y.s3cr3ts3cr3ts3cr3t"
 USERNAME = "relay-user"
+# API tokens: the walker's program user (pk=PK, so the admin's token pages open a real one) and the operator's.
+PROGRAM_TOKEN = "7f1c0ffee4b1d5ca1ab1e0ddba11c0de5ec0e7e1"
+OPERATOR_TOKEN = "d1e5e1f00d5eed5a1ad0b0e5ca5cadef1a7e5a1e"
 
 
 def variants(secret: str, username: str = USERNAME) -> list[str]:
@@ -34,7 +39,8 @@ def variants(secret: str, username: str = USERNAME) -> list[str]:
     ]
 
 
-SECRETS = variants(PASSWORD) + variants(API_KEY)
+SECRETS = variants(PASSWORD) + variants(API_KEY) + [PROGRAM_TOKEN, OPERATOR_TOKEN]
+TOKEN_ADMIN = "/admin/authtoken/tokenproxy/"
 
 
 def leaked(text: str) -> list[str]:
@@ -67,7 +73,15 @@ def secret_servers(objects, operator_api, relay_factory):  # noqa: F811
     return relay
 
 
-def test_no_page_or_api_response_contains_a_secret(secret_servers, operator, admin_user):
+@pytest.fixture
+def api_tokens(objects, operator, django_user_model):  # noqa: F811
+    program = django_user_model.objects.create(pk=PK, username="crm-sync")
+    Token.objects.create(user=program, key=PROGRAM_TOKEN)
+    Token.objects.create(user=operator, key=OPERATOR_TOKEN)
+    return program
+
+
+def test_no_page_or_api_response_contains_a_secret(secret_servers, api_tokens, operator, admin_user):
     operator_client, admin_client = Client(), Client()
     operator_client.force_login(operator)
     admin_client.force_login(admin_user)
@@ -90,6 +104,56 @@ def test_the_admin_change_form_never_renders_the_stored_secrets(secret_servers, 
         assert 'name="password"' in html and 'name="api_key"' in html
         assert not leaked(html)
     assert not leaked(admin_client.get("/admin/servers/server/").content.decode())
+
+
+def test_the_token_admin_shows_only_the_start_of_each_key(api_tokens, admin_client):
+    pages = [
+        TOKEN_ADMIN,
+        f"{TOKEN_ADMIN}?q=crm",
+        f"{TOKEN_ADMIN}{PK}/change/",
+        f"{TOKEN_ADMIN}{PK}/history/",
+        f"{TOKEN_ADMIN}{PK}/delete/",
+        f"{TOKEN_ADMIN}add/",
+        "/admin/authtoken/",
+        "/admin/",
+    ]
+    for url in pages:
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        assert not leaked(body(response)), f"{url} shows a token"
+    listing = admin_client.get(TOKEN_ADMIN).content.decode()
+    assert f"{PROGRAM_TOKEN[:4]}…" in listing and f"{OPERATOR_TOKEN[:4]}…" in listing
+    change = admin_client.get(f"{TOKEN_ADMIN}{PK}/change/").content.decode()
+    assert "crm-sync" in change and f"{PROGRAM_TOKEN[:4]}…" in change
+    assert 'name="key"' not in change and 'name="user"' not in change  # read-only: a token is never edited
+
+
+def test_the_token_admin_searches_by_user_only(api_tokens, admin_client):
+    # A key search would let anyone with the admin guess keys a few characters at a time.
+    by_key = admin_client.get(TOKEN_ADMIN, {"q": PROGRAM_TOKEN[:12]})
+    assert by_key.context["cl"].result_count == 0
+    by_user = admin_client.get(TOKEN_ADMIN, {"q": "crm-sync"})
+    assert by_user.context["cl"].result_count == 1
+
+
+def test_a_token_added_in_the_admin_is_shown_once_and_then_never_again(admin_client, viewer):
+    added = admin_client.post(f"{TOKEN_ADMIN}add/", {"user": viewer.pk, "_continue": "1"})
+    token = Token.objects.get(user=viewer)
+    assert added.status_code == 200 and token.key in added.content.decode()
+    assert "no-store" in added["Cache-Control"]
+    assert not any(token.key in cookie.value for cookie in added.cookies.values())
+    pages = [TOKEN_ADMIN, f"{TOKEN_ADMIN}{viewer.pk}/change/", f"{TOKEN_ADMIN}{viewer.pk}/history/", "/admin/"]
+    for url in pages:
+        html = admin_client.get(url).content.decode()
+        assert token.key not in html, url
+    assert f"{token.key[:4]}…" in admin_client.get(f"{TOKEN_ADMIN}{viewer.pk}/history/").content.decode()
+    deleted = admin_client.post(f"{TOKEN_ADMIN}{viewer.pk}/delete/", {"post": "yes"}, follow=True)
+    assert deleted.status_code == 200 and not Token.objects.filter(user=viewer).exists()
+    assert token.key not in deleted.content.decode()
+    from django.contrib.admin.models import LogEntry
+
+    assert LogEntry.objects.count() == 2
+    assert not [e for e in LogEntry.objects.all() if token.key in e.object_repr or token.key in e.change_message]
 
 
 def test_no_log_line_written_while_using_the_secrets_contains_one(secret_servers, operator_api, caplog, settings):
