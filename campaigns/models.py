@@ -277,6 +277,18 @@ class DispatchLock(models.Model):
     expires_at = models.DateTimeField(default=timezone.now)
 
 
+class WebhookDelivery(models.Model):
+    """A signed webhook request already taken, remembered while its signature is still fresh.
+
+    `digest` is SHA-256 over the signed content (timestamp and body), not over the signature:
+    an ECDSA signature can be re-encoded into another valid one without the key, so a
+    digest of the signature would let a captured request through a second time.
+    """
+
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+
 class IdempotencyKey(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     key = models.CharField(max_length=200)

@@ -7,8 +7,12 @@ The signature is the authentication, so the view needs no login and no CSRF toke
   settings.MAILOPS["SENDGRID_WEBHOOK_PUBLIC_KEY"];
 - unsigned or wrongly signed requests get 403, and so do signed ones whose timestamp is
   more than SENDGRID_WEBHOOK_MAX_AGE_SECONDS away from now (a captured request replayed
-  later); a replay inside that window changes nothing, because every event is recorded
-  once per sg_event_id (DeliveryEvent.external_id);
+  later);
+- a request replayed inside that window gets 409: each request taken leaves a
+  WebhookDelivery row (a digest of its timestamp and body, unique) until it could only be
+  stale. SendGrid signs every delivery afresh, so a retry of events already taken is a new
+  request: it is answered 200, and its events are recorded once per sg_event_id
+  (DeliveryEvent.external_id), as duplicates within one batch are;
 - without a configured key every request is refused (503): unsigned events are never taken.
 
 Events map onto campaigns/events.py: delivered, deferred, bounce (hard unless SendGrid
@@ -31,6 +35,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -43,7 +48,7 @@ from servers.transports.sendgrid import MESSAGE_ID_ARG
 from . import events
 from .composer import MESSAGE_PK_ARG
 from .dsn import classify_dsn_status, normalize_message_id
-from .models import DeliveryEvent, Message, Suppression
+from .models import DeliveryEvent, Message, Suppression, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,10 @@ class Tally:
     ignored: int = 0
 
 
+def max_age_seconds() -> int:
+    return int(settings.MAILOPS.get("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", 600))
+
+
 def verify(body: bytes, signature: str, timestamp: str, *, now: float | None = None) -> None:
     """Raise Refused unless the body carries a valid, fresh SendGrid signature."""
     public_key = settings.MAILOPS.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "").strip()
@@ -89,7 +98,7 @@ def verify(body: bytes, signature: str, timestamp: str, *, now: float | None = N
         sent_at = int(timestamp)
     except ValueError:
         raise Refused(400, "the timestamp header is not a Unix time") from None
-    max_age = int(settings.MAILOPS.get("SENDGRID_WEBHOOK_MAX_AGE_SECONDS", 600))
+    max_age = max_age_seconds()
     now = time.time() if now is None else now
     if abs(now - sent_at) > max_age:
         raise Refused(403, f"stale request: signed {int(now - sent_at)} s ago, more than {max_age} s")
@@ -128,11 +137,38 @@ def sendgrid_events(request: HttpRequest) -> JsonResponse:
             raise Refused(400, "the body is not JSON") from None
         if not isinstance(batch, list):
             raise Refused(400, "the body must be a JSON array of events")
+        delivery = take_delivery(body, timestamp=request.headers.get(EventWebhookHeader.TIMESTAMP, ""))
+        if delivery is None:
+            raise Refused(409, "replayed request: this signed request was already taken")
     except Refused as refused:
         log.warning("SendGrid webhook refused (%s): %s", refused.status, refused.reason)
         return JsonResponse({"error": refused.reason}, status=refused.status)
-    tally = process_batch(batch)
+    try:
+        tally = process_batch(batch)
+    except BaseException:
+        # Not taken after all: SendGrid's retry of this request must get through.
+        WebhookDelivery.objects.filter(pk=delivery.pk).delete()
+        raise
     return JsonResponse(tally.__dict__)
+
+
+def take_delivery(body: bytes, *, timestamp: str) -> WebhookDelivery | None:
+    """Remember a verified request; None when the same signed request was taken before.
+
+    The row commits on its own, before the events are processed: holding one transaction
+    over a whole batch would keep the campaign and server counter rows it updates locked
+    against the sending pipeline. The unique digest decides between two concurrent copies.
+    """
+    digest = hashlib.sha256(timestamp.encode() + b"\n" + body).hexdigest()
+    now = timezone.now()
+    # A timestamp is accepted up to max_age either side of now, so a request taken now
+    # could be replayed until 2 × max_age from now; after that it can only be stale.
+    WebhookDelivery.objects.filter(created_at__lt=now - dt.timedelta(seconds=2 * max_age_seconds())).delete()
+    try:
+        with transaction.atomic():
+            return WebhookDelivery.objects.create(digest=digest, created_at=now)
+    except IntegrityError:
+        return None
 
 
 def process_batch(batch: list[Any]) -> Tally:

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import time_machine
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings as django_settings
@@ -182,7 +183,7 @@ def test_a_stale_or_future_signed_request_is_refused(client, key, sendgrid, age)
     assert not Suppression.objects.exists()
 
 
-def test_a_replayed_request_changes_nothing_the_second_time(client, key, sendgrid):
+def test_a_replayed_request_is_refused_and_changes_nothing(client, key, sendgrid):
     message = message_to("gone@example.com", sendgrid)
     body = json.dumps([event("bounce", message, 1, type="bounce", status="5.1.1", reason="550 no such user")]).encode()
     timestamp = str(int(time.time()))
@@ -192,11 +193,54 @@ def test_a_replayed_request_changes_nothing_the_second_time(client, key, sendgri
     replay = post(client, body, signature=signature, timestamp=timestamp)
 
     assert first.json()["recorded"] == 1
-    assert replay.status_code == 200
-    assert replay.json() == {"received": 1, "recorded": 0, "duplicates": 1, "ignored": 0}
+    assert replay.status_code == 409
+    assert "replay" in replay.json()["error"]
     assert DeliveryEvent.objects.count() == 1
     row = stat_for(message)
     assert (row.bounced, row.returned) == (1, 1)
+
+
+def test_a_replay_with_the_signature_re_encoded_is_refused_too(client, key, sendgrid):
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+    message = message_to("ana@example.com", sendgrid)
+    body = json.dumps([event("unsubscribe", message, 1)]).encode()
+    timestamp = str(int(time.time()))
+    signature = sign(key, body, timestamp)
+    # ECDSA signatures are malleable: (r, n - s) verifies as well as (r, s), without the key.
+    r, s = decode_dss_signature(base64.b64decode(signature))
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256's group order
+    twin = base64.b64encode(encode_dss_signature(r, order - s)).decode()
+    assert twin != signature
+
+    assert post(client, body, signature=signature, timestamp=timestamp).status_code == 200
+    assert post(client, body, signature=twin, timestamp=timestamp).status_code == 409
+
+
+def test_a_new_delivery_of_events_already_seen_is_taken_and_deduplicated(client, key, sendgrid):
+    message = message_to("gone@example.com", sendgrid)
+    events = [event("bounce", message, 1, type="bounce", status="5.1.1", reason="550 no such user")]
+
+    first = signed_post(client, key, events, timestamp=str(int(time.time()) - 5))
+    again = signed_post(client, key, events)  # SendGrid retrying: signed afresh, same sg_event_id
+
+    assert first.json()["recorded"] == 1
+    assert again.status_code == 200
+    assert again.json() == {"received": 1, "recorded": 0, "duplicates": 1, "ignored": 0}
+    assert DeliveryEvent.objects.count() == 1
+
+
+def test_requests_taken_are_forgotten_once_they_could_only_be_stale(client, key, sendgrid):
+    from campaigns.models import WebhookDelivery
+
+    message = message_to("ana@example.com", sendgrid)
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        signed_post(client, key, [event("delivered", message, 1)], timestamp=str(int(time.time())))
+        assert WebhookDelivery.objects.count() == 1
+        clock.shift(dt.timedelta(seconds=2 * 600 + 1))
+        signed_post(client, key, [event("delivered", message, 2)], timestamp=str(int(time.time())))
+
+    assert WebhookDelivery.objects.count() == 1
 
 
 def test_duplicate_event_ids_in_one_batch_are_recorded_once(client, key, sendgrid):
