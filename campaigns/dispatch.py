@@ -537,12 +537,6 @@ def take_batch(*, server_id: int, message_ids: Iterable[int], lease: dt.datetime
     return BatchHandover(taken=taken, returned=returned, cancelled=cancelled)
 
 
-# Messages each "handed to the server" mark covers (campaigns/sender.py): one UPDATE per
-# MARK_AHEAD sends instead of one per send. A crash then reports up to MARK_AHEAD - 1 messages
-# that never left as unknown, a price only worth paying on a batch's long run of sends.
-MARK_AHEAD = 10
-
-
 def run_batch(*, server_id: int, message_ids: list[int], lease: str, day: str) -> dict[str, int]:
     """The send-batch task's body: take over the claimed rows and send them on one connection."""
     from .sender import send_batch
@@ -557,6 +551,6 @@ def run_batch(*, server_id: int, message_ids: list[int], lease: str, day: str) -
     summary = {"taken": len(handover.taken), "returned": handover.returned, "cancelled": handover.cancelled}
     if not handover.taken:
         return summary
-    result = send_batch(server=server, messages=handover.taken, day=sending_on, mark_ahead=MARK_AHEAD)
+    result = send_batch(server=server, messages=handover.taken, day=sending_on)
     summary.update({str(status): n for status, n in result.counts.items()})
     return summary

@@ -29,10 +29,17 @@ from one that never left (sent_at empty: it is sent again once its lease expires
 outcomes.record then writes the real outcome (and keeps sent_at only for sent mail).
 Call send_batch outside a transaction, or the mark is not durable before DATA.
 
-`mark_ahead` writes the mark for that many messages at once: one UPDATE (and on
-PostgreSQL one commit's disk flush) per message can cost more than the send itself. The
-price is paid only on a crash: up to mark_ahead - 1 messages after the one in flight are
-reported `unknown` although they never left, so none is ever sent twice.
+The mark is written for each message on its own: a mark written ahead for several would,
+after a crash, report messages that never left as `unknown` and so never send them
+(invariant 2). On PostgreSQL the mark's own transaction commits asynchronously
+(`synchronous_commit = off` for that statement only): it is visible at once and survives
+the death of the worker, which is the crash it is for, without a disk flush per message.
+Only a crash of PostgreSQL itself can forget the last fraction of a second of marks; such
+a message is then sent again once its lease expires.
+
+The suppression list is read once for the whole batch and again at every chunk, and
+before each message of a paced server: an address suppressed while the batch runs is
+not sent to from then on.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from servers import pacing, quota, state, stats
@@ -125,7 +133,6 @@ def send_batch(
     day: dt.date,
     composed: Sequence[Composed] | None = None,
     requeue_unsent: bool = True,
-    mark_ahead: int = 1,
     transport_factory: TransportFactory = open_transport,
 ) -> BatchResult:
     """Send claimed messages through `server`; see the module docstring for the steps.
@@ -133,10 +140,8 @@ def send_batch(
     `composed` lets a caller that tries several servers for the same messages (send_email's
     failover) build them once. With `requeue_unsent=False` the messages a failed server did
     not take stay `sending` (with no hand-over mark) and are returned in `unsent` for the
-    caller to place. `mark_ahead` is how many messages each hand-over mark covers.
+    caller to place.
     """
-    if mark_ahead < 1:
-        raise ValueError(f"mark_ahead must be at least 1, got {mark_ahead}")
     result = BatchResult(server_id=server.pk, day=day)
     if composed is not None:
         messages = [c.message for c in composed]
@@ -170,7 +175,7 @@ def send_batch(
             result.server_failure = failure
             result.unsent = [c.message for c in ready]
         else:
-            attempts = _send_all(transport, server, ready, result, day=day, mark_ahead=mark_ahead)
+            attempts = _send_all(transport, server, ready, result, day=day)
     finally:
         transport.close()
     if result.server_failure is not None:
@@ -178,14 +183,25 @@ def send_batch(
     return _finish(result, server, day, attempts=attempts, requeue_unsent=requeue_unsent)
 
 
-def _mark_handed_over(messages: Sequence[Message], server: Server) -> None:
+_MARK_SQL = "UPDATE {table} SET sent_at = %s, server_id = %s WHERE id = %s AND status = %s{extra}"
+_MARK_PLAIN = _MARK_SQL.format(table=Message._meta.db_table, extra="")
+# In PostgreSQL's implicit one-statement transaction, set_config(…, true) is SET LOCAL.
+_MARK_ASYNC = _MARK_SQL.format(
+    table=Message._meta.db_table, extra=" AND set_config('synchronous_commit', 'off', true) = 'off'"
+)
+
+
+def _mark_handed_over(message: Message, server: Server) -> None:
     """Write (and, outside a transaction, commit) the "handed to the server" mark.
 
     The server goes with it: a single send has none on its row until its outcome is
     written, and an unknown must be counted against the server that may have it."""
-    Message.objects.filter(pk__in=[m.pk for m in messages], status=MessageStatus.SENDING).update(
-        sent_at=timezone.now(), server_id=server.pk
-    )
+    standalone = connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _MARK_ASYNC if standalone else _MARK_PLAIN,
+            [connection.ops.adapt_datetimefield_value(timezone.now()), server.pk, message.pk, MessageStatus.SENDING],
+        )
 
 
 def _send_all(
@@ -195,24 +211,27 @@ def _send_all(
     result: BatchResult,
     *,
     day: dt.date,
-    mark_ahead: int,
 ) -> list[Attempt]:
     """Send in order over the open transport; returns the attempts not yet recorded."""
     pending: list[Attempt] = []
     last_flush = time.monotonic()
     lease = dt.timedelta(seconds=settings.MAILOPS["LEASE_SECONDS"])
-    marked_until = 0
+    paced = server.min_delay_seconds > 0
+    # Suppressed while this batch runs: found at a chunk boundary, or just before a paced send.
+    late: set[str] = set()
     for index, item in enumerate(ready):
         assert item.outgoing is not None
-        if server.min_delay_seconds > 0:
+        if paced:
             # One slot per message, booked just before it leaves: spacing holds across workers,
             # and a batch that stops early leaves no unused slots behind.
             pacing.wait_until(pacing.book(server, 1))
-        if index >= marked_until:
-            # After the pacing wait, so the mark is as close to the payload as it can be.
-            ahead = ready[index : index + mark_ahead]
-            _mark_handed_over([c.message for c in ahead], server)
-            marked_until = index + len(ahead)
+            # A paced send may follow the batch's start by minutes; an unsubscribe meanwhile counts.
+            late |= suppressed_among([item.message.to_email])
+        if item.message.to_email.strip().lower() in late:
+            result.suppressed.append(item.message)
+            continue
+        # After the pacing wait, so the mark is as close to the payload as it can be.
+        _mark_handed_over(item.message, server)
         outcome = transport.send(item.outgoing)
         if outcome.is_failover:
             result.server_failure = outcome
@@ -230,6 +249,7 @@ def _send_all(
                 # Paused, down or blocklisted while we were sending: not one more message.
                 result.unsent = rest
                 break
+            late |= suppressed_among(m.to_email for m in rest)
     return pending
 
 
