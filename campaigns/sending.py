@@ -210,30 +210,39 @@ def send_email_report(
             payload=payload,
         )
         composed = compose([message])[0]
-        # Last, so the shared round-robin cursor's row is locked only until the commit just after.
+        # Last, so the shared round-robin cursor's and the quota's rows are locked only until
+        # the commit just after, which also makes the first reservation durable for free.
         pool = load_pool(config=config, day=day, rng=rng)
-    report = SendReport(response={}, message=message, strategy=pool.strategy, region=region)
+        report = SendReport(response={}, message=message, strategy=pool.strategy, region=region)
+        slot = _reserve_next(pool, report, day=day) if composed.outgoing is not None else None
     if composed.outgoing is None:
         outcomes.record(server=None, day=day, refused=[(message, composed.refused)])
         report.response = {"success": False, "error": composed.refused, "retryAt": None}
         return report
-    return _deliver(report, pool, composed, day=day)
+    return _deliver(report, pool, composed, slot, day=day)
 
 
-def _deliver(report: SendReport, pool: Pool, composed: Composed, *, day: dt.date) -> SendReport:
+def _reserve_next(pool: Pool, report: SendReport, *, day: dt.date) -> Slot | None:
+    """The next server to try, with one send reserved on it; None when none is left.
+
+    Durable: nothing else commits durably between a single send's reservation and its DATA
+    (servers/quota.py, `_take`)."""
+    while (slot := pool.pick(report.region)) is not None:
+        assert slot.server is not None
+        if quota.reserve(slot.server, 1, day=day, durable=True):
+            return slot
+        # The snapshot thought it had room; the authoritative counter says no.
+        report.tried.append(Tried(slot.name, "daily cap reached"))
+        pool.exclude(slot.id)
+    return None
+
+
+def _deliver(report: SendReport, pool: Pool, composed: Composed, slot: Slot | None, *, day: dt.date) -> SendReport:
     message = composed.message
-    capped_only = True
-    while True:
-        slot = pool.pick(report.region)
-        if slot is None:
-            break
+    capped_only = True  # until a server fails for another reason than its cap
+    while slot is not None:
         server = slot.server
         assert server is not None
-        if quota.reserve(server, 1, day=day) == 0:
-            # The snapshot thought it had room; the authoritative counter says no.
-            report.tried.append(Tried(slot.name, "daily cap reached"))
-            pool.exclude(slot.id)
-            continue
         result = send_batch(server=server, messages=[message], composed=[composed], day=day, requeue_unsent=False)
         outcome = result.outcomes.get(message.pk)
         if outcome is not None:
@@ -255,6 +264,7 @@ def _deliver(report: SendReport, pool: Pool, composed: Composed, *, day: dt.date
         report.tried.append(Tried(slot.name, reason))
         capped_only = False
         pool.exclude(slot.id)
+        slot = _reserve_next(pool, report, day=day)
 
     now = timezone.now()
     retry_at = next_day_start(now) if capped_only else min(next_day_start(now), now + RETRY_AFTER_TROUBLE)

@@ -44,26 +44,30 @@ def ensure_rows(servers: list[Server], day: dt.date | None = None) -> dict[int, 
     return rows
 
 
-def reserve(server: Server, wanted: int, *, day: dt.date | None = None) -> int:
-    """Reserve up to `wanted` sends for today; returns how many were granted (0 when the cap is reached)."""
+def reserve(server: Server, wanted: int, *, day: dt.date | None = None, durable: bool = False) -> int:
+    """Reserve up to `wanted` sends for today; returns how many were granted (0 when the cap is reached).
+
+    With `durable=False` (the dispatcher, whose claim commits durably before anything is
+    sent) a reservation standing alone on PostgreSQL skips the disk flush; see `_take`. A
+    caller that sends with no durable commit in between passes `durable=True`."""
     if wanted <= 0:
         return 0
     day = day or sending_day()
     # The common case, a block that fits, is one statement: no read first.
-    if _take(server.pk, day, wanted):
+    if _take(server.pk, day, wanted, durable=durable):
         return wanted
     for _ in range(MAX_ATTEMPTS):
         row = Quota.objects.filter(server_id=server.pk, day=day).values_list("cap", "used").first()
         if row is None:
             sync_cap(server, day)
-            if _take(server.pk, day, wanted):
+            if _take(server.pk, day, wanted, durable=durable):
                 return wanted
             continue
         cap, used = row
         grant = min(wanted, cap - used)
         if grant <= 0:
             return 0
-        if _take(server.pk, day, grant):
+        if _take(server.pk, day, grant, durable=durable):
             return grant
         # Someone else reserved between the read and the UPDATE: read again and retry with what is left.
     return _reserve_locked(server, wanted, day)
@@ -77,19 +81,26 @@ _TAKE_ASYNC = _TAKE_SQL.format(
 )
 
 
-def _take(server_id: int, day: dt.date, count: int) -> bool:
+def _take(server_id: int, day: dt.date, count: int, *, durable: bool) -> bool:
     """The conditional UPDATE itself: all of `count` or nothing, in one statement.
 
-    Standing alone on PostgreSQL it commits asynchronously (`synchronous_commit = off` for
-    its own transaction only), so the row lock is held for the UPDATE and not for a disk
-    flush: that flush is what limited one row to a few hundred reservations a second. It is
-    safe because no reserved send leaves before a durable commit by the same sender (the
-    dispatcher's claim, or the "handed to the server" mark written before DATA), and a
-    durable commit flushes every WAL record before its own, this reservation's included. A
-    reservation that a PostgreSQL crash forgets was therefore never used.
+    Unless `durable`, standing alone on PostgreSQL it commits asynchronously
+    (`synchronous_commit = off` for its own transaction only), so the row lock is held for
+    the UPDATE and not for a disk flush: that flush is what limited one row to a few
+    hundred reservations a second. The dispatcher reserves this way: no reserved send
+    leaves before its claim commits durably, and a durable commit flushes every WAL record
+    before its own, this reservation's included, so a reservation that a PostgreSQL crash
+    forgets was never used. A single send has no such commit between its reservation and
+    DATA (the "handed to the server" mark is asynchronous too), so it reserves durably:
+    its first reservation inside the transaction that creates its Message row, at no cost.
     """
     connection = connections[router.db_for_write(Quota)]
-    standalone = connection.vendor == "postgresql" and connection.get_autocommit() and not connection.in_atomic_block
+    standalone = (
+        not durable
+        and connection.vendor == "postgresql"
+        and connection.get_autocommit()
+        and not connection.in_atomic_block
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             _TAKE_ASYNC if standalone else _TAKE_PLAIN,

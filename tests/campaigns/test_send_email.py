@@ -325,3 +325,31 @@ def test_sendtest_fails_loudly_when_nothing_could_send():
     with pytest.raises(CommandError, match="not sent"):
         call_command("sendtest", "--to", "ana@example.com")
     assert Server.objects.count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_single_sends_reservations_commit_durably_even_on_failover(relay_factory):
+    """Nothing else commits durably between a single send's reservation and its DATA, so the
+    reservation must not skip the disk flush as the dispatcher's may (servers/quota.py)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from servers.models import Quota
+    from tests.servers.test_quota_concurrency import _require_postgres
+
+    _require_postgres()
+    down, up = relay_factory(name="down"), relay_factory(name="up")
+    make_server(down, name="SMTP Server 1", reputation=99.0)
+    make_server(up, name="SMTP Server 2", reputation=90.0)
+    make_config(strategy=RotationStrategy.BEST_PERFORMANCE)
+    down.set_down()
+
+    with CaptureQueriesContext(connection) as queries:
+        report = send_email_report(to="ana@example.com", subject="Hi", text="Hello")
+
+    assert report.response["server"] == "SMTP Server 2"
+    takes = [q["sql"] for q in queries if f"UPDATE {Quota._meta.db_table} SET used = used +" in q["sql"]]
+    # The first server's inside the transaction that creates the row; the second's on failover.
+    assert len(takes) == 2
+    assert not any("synchronous_commit" in sql for sql in takes)
