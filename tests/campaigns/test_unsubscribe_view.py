@@ -114,3 +114,22 @@ def test_a_forged_token_is_refused(anonymous, running, forge):
     assert b"not valid" in posted.content
     assert not Suppression.objects.exists()
     assert not Message.objects.filter(status=MessageStatus.SUPPRESSED).exists()
+
+
+def test_a_spanish_recipient_reads_every_state_of_the_page_in_spanish(running):
+    # The seed's recipients are travel agencies in Spain and Latin America; their mail clients ask for Spanish.
+    spanish = Client(enforce_csrf_checks=True, headers={"accept-language": "es-ES,es;q=0.9"})
+    token = make_token(email=ADDRESS, message_id=None, campaign_id=None)
+
+    asked = spanish.get(url_for(token)).content.decode()
+    done = spanish.post(url_for(token), {"confirm": "1"}).content.decode()
+    invalid = spanish.get(url_for("preview")).content.decode()
+
+    assert f"¿Dejar de recibir correos en <strong>{ADDRESS}</strong>?" in asked
+    assert "Darse de baja</button>" in asked
+    assert "<h1>Te has dado de baja</h1>" in done
+    assert f"No te enviaremos más correos a <strong>{ADDRESS}</strong>." in done
+    assert "Este enlace para darte de baja no es válido" in invalid
+    for page in (asked, done, invalid):
+        assert '<html lang="es' in page
+        assert "unsubscribe" not in page.lower().replace("/u/", "")
