@@ -28,9 +28,13 @@ def _own_cache_keys(monkeypatch, request):
     whole run and cannot be flushed without emptying the Celery queue in the same database,
     so counters such as sign-in failures would leak from one test into the next.
     """
+    import hashlib
+
     from django.core.cache import caches
 
-    monkeypatch.setattr(caches["default"], "key_prefix", f"test:{request.node.nodeid}")
+    # A digest, not the node id itself: ids carry spaces and brackets, which Django warns about.
+    node = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    monkeypatch.setattr(caches["default"], "key_prefix", f"test:{node}")
 
 
 @pytest.fixture(autouse=True)

@@ -296,7 +296,9 @@ class ImportJobViewSet(viewsets.ReadOnlyModelViewSet):
 class ImportErrorsView(generics.ListAPIView):
     serializer_class = ImportRowErrorOut
     queryset = ImportRowError.objects.none()  # the model, for the schema; get_queryset narrows it
-    filter_backends: list = []
+    filterset_fields: list[str] = []
+    search_fields = ["reason", "raw"]
+    ordering_aliases = {"line": "line", "reason": "reason"}
 
     def get_queryset(self):
         job = generics.get_object_or_404(ImportJob, pk=self.kwargs["import_id"])

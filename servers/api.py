@@ -34,6 +34,7 @@ from .models import (
     Server,
     ServerKind,
     ServerState,
+    Tier,
     WarmupSchedule,
 )
 
@@ -129,10 +130,64 @@ class MultiServerConfigView(APIView):
         return Response({"success": True, "configuration": configuration.configuration_summary(config)})
 
 
+# `?ordering=` names for the presets list (a plain array, as in the seed: 15 rows need no pages).
+PRESET_ORDERING = {
+    "key": lambda p: p["key"],
+    "servers": lambda p: p["servers"],
+    "emailsPerDay": lambda p: p["capacity"]["emailsPerDay"],
+    "monthlyCost": lambda p: p["cost"]["monthly"],
+    "costPer1000": lambda p: p["costPer1000"],
+}
+PRESET_EXAMPLE = {
+    "key": "professional",
+    "name": "Professional - Five Servers",
+    "tier": "professional",
+    "recommended": True,
+    "capacity": {"emailsPerDay": 2500, "emailsPerMonth": 75000},
+    "servers": 5,
+    "dailyLimitPerServer": 500,
+    "sendGridDailyLimit": 0,
+    "cost": {"monthly": 125, "setup": 50},
+    "costPer1000": 1.67,
+    "regions": [],
+    "routingRules": {},
+    "warmup": {"schedule": "default-6-day", "days": 6},
+    "delaySeconds": 0.0,
+    "bestFor": "Mid-sized companies, regular campaigns",
+}
+
+
 class PresetListView(APIView):
-    @extend_schema(responses={200: PresetOut(many=True)})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("tier", str, enum=[t for t in Tier.values if t != Tier.CUSTOM], description="Only this tier"),
+            OpenApiParameter("recommended", bool, description="true: only the ★ recommended preset of each tier"),
+            OpenApiParameter(
+                "ordering", str, description="Comma-separated, '-' for descending: " + ", ".join(PRESET_ORDERING),
+                examples=[OpenApiExample("Cheapest per 1,000 first", value="costPer1000")],
+            ),
+        ],
+        responses={200: PresetOut(many=True), 400: ErrorOut},
+        examples=[OpenApiExample("Presets", value=[PRESET_EXAMPLE], response_only=True)],
+    )
     def get(self, request):
-        return Response([configuration.preset_summary(p) for p in configuration.get_presets().values()])
+        presets = [configuration.preset_summary(p) for p in configuration.get_presets().values()]
+        tier = request.query_params.get("tier")
+        if tier is not None:
+            tiers = sorted({p["tier"] for p in presets})
+            if tier not in tiers:
+                raise DomainError(f"unknown tier {tier!r}; tiers are: {', '.join(tiers)}", field="tier")
+            presets = [p for p in presets if p["tier"] == tier]
+        recommended = request.query_params.get("recommended")
+        if recommended is not None:
+            if recommended.lower() not in ("true", "false"):
+                raise DomainError("recommended must be true or false", field="recommended")
+            presets = [p for p in presets if p["recommended"] == (recommended.lower() == "true")]
+        # Stable sorts applied last term first: the first term decides, later ones break its ties.
+        terms = [t.strip() for t in request.query_params.get("ordering", "").split(",") if t.strip().lstrip("-") in PRESET_ORDERING]
+        for term in reversed(terms):
+            presets.sort(key=PRESET_ORDERING[term.lstrip("-")], reverse=term.startswith("-"))
+        return Response(presets)
 
 
 class PresetRecommendationView(APIView):
@@ -141,6 +196,7 @@ class PresetRecommendationView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("emailsPerDay", int, required=True, description="Expected emails per day")],
         responses={200: inline_serializer("PresetRecommendation", {"emailsPerDay": serializers.IntegerField(), "preset": PresetOut()}), 400: ErrorOut},
+        examples=[OpenApiExample("2,000 a day", value={"emailsPerDay": 2000, "preset": PRESET_EXAMPLE}, response_only=True)],
     )
     def get(self, request):
         raw = request.query_params.get("emailsPerDay", "")

@@ -61,6 +61,19 @@ def test_import_errors_are_listed_and_downloadable(operator_api, imported_list):
     assert rows[0] == ["line", "reason", "raw"] and rows[1][0] == "4"
 
 
+def test_import_errors_are_searched_and_ordered(operator_api, django_capture_on_commit_callbacks):
+    list_id = operator_api.post("/api/lists/", {"name": "Messy"}, format="json").json()["id"]
+    text = "email,name\nnot-an-address,A\nana@example.com,Ana\n,Blank\nalso bad@,C\n"
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = operator_api.post(f"/api/lists/{list_id}/upload/", {"file": csv_file(text)}, format="multipart").json()["id"]
+    url = f"/api/imports/{job_id}/errors/"
+
+    assert [e["line"] for e in operator_api.get(url).json()["results"]] == [2, 4, 5]
+    assert [e["line"] for e in operator_api.get(url, {"ordering": "-line"}).json()["results"]] == [5, 4, 2]
+    assert [e["line"] for e in operator_api.get(url, {"search": "also bad"}).json()["results"]] == [5]
+    assert operator_api.get(url, {"pageSize": 1}).json()["count"] == 3
+
+
 def test_prospects_are_paginated_and_searchable(operator_api, imported_list):
     list_id, _ = imported_list
     url = f"/api/lists/{list_id}/prospects/"

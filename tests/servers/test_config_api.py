@@ -93,6 +93,28 @@ def test_presets_endpoint_lists_every_preset_with_the_seed_fields(viewer_api):
         assert {"key", "name", "tier", "capacity", "servers", "cost", "costPer1000"} <= p.keys()
 
 
+def test_presets_filter_by_tier_and_recommended_and_order_by_any_figure(viewer_api):
+    hybrid = viewer_api.get("/api/presets/?tier=hybrid").json()
+    assert [p["key"] for p in hybrid] == ["hybrid-basic", "hybrid-professional"]
+    stars = viewer_api.get("/api/presets/?recommended=true").json()
+    assert [p["key"] for p in stars] == ["starter", "professional", "business", "enterprise", "hybrid-basic"]
+    cheapest = viewer_api.get("/api/presets/?ordering=costPer1000,-emailsPerDay").json()
+    assert [p["key"] for p in cheapest[:3]] == ["high-volume-burst", "hybrid-basic", "hybrid-professional"]
+    assert cheapest[-1]["key"] == "ultra-secure"
+    # Ties on $1.67 are broken by the second term: the largest pure-SMTP pool first.
+    assert cheapest[3]["key"] == "enterprise-ultimate"
+    biggest = viewer_api.get("/api/presets/?tier=enterprise&ordering=-servers").json()
+    assert [p["servers"] for p in biggest] == [25, 20, 15]
+
+
+def test_presets_refuse_an_unknown_tier_naming_the_valid_ones(viewer_api):
+    response = viewer_api.get("/api/presets/?tier=gold")
+    assert response.status_code == 400
+    body = str(response.json())
+    assert "gold" in body and "starter" in body and "specialized" in body
+    assert viewer_api.get("/api/presets/?recommended=maybe").status_code == 400
+
+
 def test_volume_recommendation_endpoint(viewer_api):
     assert viewer_api.get("/api/presets/recommend/?emailsPerDay=2000").json()["preset"]["key"] == "professional"
     assert viewer_api.get("/api/presets/recommend/?emailsPerDay=lots").status_code == 400
