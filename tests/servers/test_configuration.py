@@ -22,6 +22,15 @@ def test_custom_capacity_is_servers_times_limit_plus_sendgrid():
     assert pool.filter(kind=ServerKind.SENDGRID, priority=2, daily_limit=2000).count() == 1
 
 
+def test_sendgrid_without_a_limit_covers_as_much_as_the_smtp_servers_together():
+    # The seed's own endpoint example sends includeSendGrid with no sendGridDailyLimit.
+    config = configuration.create_custom_config(
+        name="My Custom Setup", server_count=8, daily_limit_per_server=600, include_sendgrid=True
+    )
+    assert config.emails_per_day == 8 * 600 * 2
+    assert Server.objects.get(kind=ServerKind.SENDGRID, in_pool=True).daily_limit == 4800
+
+
 def test_custom_without_sendgrid_ignores_its_limit():
     config = configuration.create_custom_config(name="x", server_count=3, daily_limit_per_server=100, sendgrid_daily_limit=999)
     assert config.emails_per_day == 300
