@@ -216,14 +216,17 @@ def _insert_messages(campaign: Campaign, now: dt.datetime) -> int:
         f"LEFT JOIN {suppression} s ON s.email = p.address "
         f"ORDER BY p.id"
     )
+    # Adapted as the ORM would: raw, SQLite would store "…+00:00" where the ORM stores no
+    # offset, and its text comparison would then put a row due this very microsecond after now.
+    at = connection.ops.adapt_datetimefield_value(now)
     params = [
         campaign.pk,
         *region_params,
         MessageStatus.QUEUED,
         MessageStatus.SUPPRESSED,
-        now,
+        at,
         "suppressed: on the suppression list when the campaign started",
-        now,
+        at,
         campaign.prospect_list_id,
     ]
     with connection.cursor() as cursor:

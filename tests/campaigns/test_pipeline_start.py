@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db.models import Count
 
@@ -135,3 +137,15 @@ def test_a_mailbox_imported_twice_in_different_case_gets_the_campaign_once(setti
     assert list(Message.objects.filter(campaign=started).values_list("to_email", "to_name")) == [
         ("ana@example.com", "Ana")
     ]
+
+
+def test_messages_are_due_from_the_very_instant_the_campaign_starts():
+    # Stored as the ORM stores times: on SQLite a raw "…+00:00" sorted after the ORM's "…" for the same instant.
+    import time_machine
+    from django.utils import timezone
+
+    with time_machine.travel(dt.datetime(2026, 3, 10, 12, 0, 0, 123456, tzinfo=dt.UTC), tick=False):
+        started = services.campaign_start(campaign=campaign(prospect_list(3)))
+        due = Message.objects.filter(campaign=started, status=MessageStatus.QUEUED, next_attempt_at__lte=timezone.now())
+        assert due.count() == 3
+        assert Message.objects.filter(campaign=started, created_at=timezone.now()).count() == 3
