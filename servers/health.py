@@ -139,7 +139,7 @@ def record(server: Server, result: ProbeResult, *, now: dt.datetime, threshold: 
                 lambda: health_check_failed.send(sender=Server, server=server, error=error, stage=stage)
             )
             if failures >= threshold and state.mark_down(
-                server, error=f"{failures} health checks failed in a row; last: {result.error}"
+                server, error=f"{failures} health check{'s' if failures != 1 else ''} failed in a row; last: {result.error}"
             ):
                 transition = "down"
     server.last_health_check_at = now

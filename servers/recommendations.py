@@ -273,6 +273,14 @@ def sender_authentication(**context: Any) -> list[Recommendation]:
         return []
     found = []
     for record, value in (("SPF", check.spf), ("DKIM", check.dkim), ("DMARC", check.dmarc)):
+        if value and record == "DKIM" and any("revoked (empty p=)" in p for p in check.problems):
+            # Published but revoked: every signature made with the key fails, as if unsigned.
+            message = _(
+                "The DKIM key of %(domain)s is revoked (empty p=), so every signature fails. "
+                "Publish the current public key."
+            ) % {"domain": check.domain}
+            found.append(_rec("warning", message))
+            continue
         if value:
             continue
         if any(p.startswith(f"Could not look up {record}") or p.startswith(f"Could not look up the {record}")

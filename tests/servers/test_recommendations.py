@@ -294,6 +294,80 @@ def test_each_missing_auth_record_is_named():
     assert messages("es")[0].startswith("mailops.test no tiene registro SPF.")
 
 
+def test_a_missing_dkim_record_is_named_when_a_selector_is_configured():
+    make_configuration()
+    make_server(1)
+    DomainAuthCheck.objects.create(domain="mailops.test", dkim_selector="mo1", spf="v=spf1 -all", dkim=None,
+                                   dmarc="v=DMARC1; p=reject")
+
+    assert recommend() == [{
+        "level": "warning",
+        "message": "mailops.test has no DKIM record. Publish one: receivers junk or refuse unauthenticated bulk mail.",
+    }]
+    assert messages("es") == ["mailops.test no tiene registro DKIM. Publícalo: los receptores mandan a spam o "
+                              "rechazan el correo masivo sin autenticar."]
+
+
+@pytest.fixture
+def dns(settings, dns_server):
+    """The sender domain's SPF and DMARC published on a loopback DNS server; DKIM up to the test."""
+    settings.MAILOPS = {**django_settings.MAILOPS, "DNS_RESOLVER": "127.0.0.1", "DNS_RESOLVER_PORT": dns_server.port,
+                        "DNS_TIMEOUT_SECONDS": 0.5}
+    dns_server.set("mailops.test", "TXT", ["v=spf1 ip4:192.0.2.0/24 -all"])
+    dns_server.set("_dmarc.mailops.test", "TXT", ["v=DMARC1; p=reject; rua=mailto:dmarc@mailops.test"])
+    return dns_server
+
+
+def look_up_sender_domain() -> DomainAuthCheck:
+    from servers import blocklist
+
+    # Later than the fixture's check, so it is the latest one the rule reads.
+    return blocklist.check_domain(force=True, now=timezone.now() + dt.timedelta(minutes=1))
+
+
+def test_a_dkim_key_missing_from_dns_under_the_configured_selector_raises_the_dkim_warning(dns):
+    make_configuration()
+    make_server(1)
+
+    check = look_up_sender_domain()
+
+    assert dns.was_asked("mo1._domainkey.mailops.test", "TXT")
+    assert (check.dkim_selector, check.dkim) == ("mo1", None)
+    assert check.spf and check.dmarc
+    assert recommend() == [{
+        "level": "warning",
+        "message": "mailops.test has no DKIM record. Publish one: receivers junk or refuse unauthenticated bulk mail.",
+    }]
+
+
+def test_a_dkim_key_published_under_the_selector_keeps_the_rule_quiet(dns):
+    make_configuration()
+    make_server(1)
+    dns.set("mo1._domainkey.mailops.test", "TXT", ["v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"])
+
+    check = look_up_sender_domain()
+
+    assert check.dkim == "v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"
+    assert check.problems == []
+    assert recommend() == []
+
+
+def test_a_revoked_dkim_key_raises_the_dkim_warning(dns):
+    make_configuration()
+    make_server(1)
+    dns.set("mo1._domainkey.mailops.test", "TXT", ["v=DKIM1; k=rsa; p="])
+
+    check = look_up_sender_domain()
+
+    assert check.dkim == "v=DKIM1; k=rsa; p="
+    assert messages() == [
+        "The DKIM key of mailops.test is revoked (empty p=), so every signature fails. Publish the current public key."
+    ]
+    assert messages("es") == [
+        "La clave DKIM de mailops.test está revocada (p= vacío), así que toda firma falla. Publica la clave pública vigente."
+    ]
+
+
 def test_a_failed_lookup_is_not_reported_as_a_missing_record():
     make_configuration()
     make_server(1)
