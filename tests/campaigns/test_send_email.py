@@ -20,6 +20,7 @@ from mailops.errors import DomainError
 from servers.daytime import sending_day
 from servers.models import RotationStrategy, Server, ServerState
 from tests.support.engine import make_config, make_sendgrid, make_server, recipients_of
+from tests.support.relays import quick_smtp_timeouts
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +29,7 @@ GEO = {".com": "US", ".eu": "EU", ".es": "EU", ".mx": "LATAM", ".br": "LATAM", "
 
 @pytest.fixture(autouse=True)
 def quick_timeouts(settings):
-    settings.MAILOPS = {**settings.MAILOPS, "SMTP_CONNECT_TIMEOUT": 3.0, "SMTP_COMMAND_TIMEOUT": 3.0,
-                        "SMTP_DATA_TIMEOUT": 3.0}
+    quick_smtp_timeouts(settings)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from servers import alerts, health
 from servers.models import Alert, HealthCheck, ServerDailyStat, ServerKind, ServerState
 from servers.signals import health_check_failed
 from tests.support.monitoring import admin_inbox, make_configuration, make_relay_server, make_server
-from tests.support.relays import relay, relay_factory  # noqa: F401
+from tests.support.relays import quick_smtp_timeouts, relay, relay_factory  # noqa: F401
 from tests.support.sendgrid_server import DEFAULT_KEY, sendgrid_api  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,12 +25,7 @@ INTERVAL = dt.timedelta(seconds=300)
 
 @pytest.fixture(autouse=True)
 def short_timeouts(settings):
-    settings.MAILOPS = {
-        **django_settings.MAILOPS,
-        "SMTP_CONNECT_TIMEOUT": 2.0,
-        "SMTP_COMMAND_TIMEOUT": 2.0,
-        "SMTP_DATA_TIMEOUT": 2.0,
-    }
+    quick_smtp_timeouts(settings, 2.0)
 
 
 def subjects(inbox) -> list[str]:

@@ -8,13 +8,12 @@ from collections import Counter
 
 import pytest
 import time_machine
-from django.conf import settings as django_settings
 
 from campaigns.models import Message, MessageStatus
 from campaigns.sending import send_email
 from servers.models import DomainAuthCheck, Quota, Server, ServerState
 from tests.support.monitoring import default_schedule, make_configuration, make_relay_server, make_server
-from tests.support.relays import relay, relay_factory  # noqa: F401
+from tests.support.relays import quick_smtp_timeouts, relay, relay_factory  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -36,14 +35,7 @@ def clock():
 
 @pytest.fixture(autouse=True)
 def mailops_settings(settings):
-    settings.MAILOPS = {
-        **django_settings.MAILOPS,
-        "SMTP_CONNECT_TIMEOUT": 3.0,
-        "SMTP_COMMAND_TIMEOUT": 3.0,
-        "SMTP_DATA_TIMEOUT": 3.0,
-        "SENDER_DOMAIN": "mailops.test",
-        "DKIM_SELECTOR": "mo1",
-    }
+    quick_smtp_timeouts(settings, SENDER_DOMAIN="mailops.test", DKIM_SELECTOR="mo1")
     # SPF, DKIM and DMARC all published: the sender-domain rule stays quiet.
     DomainAuthCheck.objects.create(
         domain="mailops.test", dkim_selector="mo1", spf="v=spf1 -all", dkim="v=DKIM1; p=abc", dmarc="v=DMARC1; p=reject"

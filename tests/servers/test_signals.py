@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.conf import settings as django_settings
 
 from servers import health
 from servers.models import HealthCheck, Server, ServerState
 from servers.signals import health_check_failed, server_down, server_up
 from tests.support.monitoring import make_configuration, make_relay_server
-from tests.support.relays import relay, relay_factory  # noqa: F401
+from tests.support.relays import quick_smtp_timeouts, relay, relay_factory  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,12 +26,7 @@ INTERVAL = dt.timedelta(seconds=300)
 
 @pytest.fixture(autouse=True)
 def short_timeouts(settings):
-    settings.MAILOPS = {
-        **django_settings.MAILOPS,
-        "SMTP_CONNECT_TIMEOUT": 2.0,
-        "SMTP_COMMAND_TIMEOUT": 2.0,
-        "SMTP_DATA_TIMEOUT": 2.0,
-    }
+    quick_smtp_timeouts(settings, 2.0)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -15,7 +14,7 @@ from servers.models import Quota, ServerState
 from servers.outcome import Category
 from servers.statistics import daily_series, get_statistics
 from tests.support.monitoring import default_schedule, make_configuration, make_relay_server, make_server, stat
-from tests.support.relays import relay, relay_factory  # noqa: F401
+from tests.support.relays import quick_smtp_timeouts, relay, relay_factory  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +25,7 @@ SEED_SERVER_KEYS = {"name", "totalSent", "totalDelivered", "totalFailed", "reput
 
 @pytest.fixture(autouse=True)
 def quick_timeouts(settings):
-    settings.MAILOPS = {**django_settings.MAILOPS, "SMTP_CONNECT_TIMEOUT": 3.0, "SMTP_COMMAND_TIMEOUT": 3.0,
-                        "SMTP_DATA_TIMEOUT": 3.0}
+    quick_smtp_timeouts(settings)
 
 
 def test_statistics_equal_what_the_relays_actually_received(relay_factory):

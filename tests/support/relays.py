@@ -30,6 +30,18 @@ from servers.transports.base import TransportConfig
 TEST_TIMEOUTS = {"connect_timeout": 3.0, "command_timeout": 3.0, "data_timeout": 3.0}
 
 
+def quick_smtp_timeouts(settings: Any, seconds: float = 3.0, **mailops: Any) -> None:
+    """Give the project's own SMTP timeouts (and any other MAILOPS keys passed) test values,
+    through pytest-django's `settings` fixture."""
+    settings.MAILOPS = {
+        **settings.MAILOPS,
+        "SMTP_CONNECT_TIMEOUT": seconds,
+        "SMTP_COMMAND_TIMEOUT": seconds,
+        "SMTP_DATA_TIMEOUT": seconds,
+        **mailops,
+    }
+
+
 def smtp_config(relay: Relay, **changes: Any) -> TransportConfig:
     """A TransportConfig aimed at this relay, matching its TLS mode; the relay's certificate
     is self-signed, so verification is off unless a test turns it on."""
