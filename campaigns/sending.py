@@ -211,7 +211,7 @@ def send_email_report(
         )
         composed = compose([message])[0]
         # Last, so the shared round-robin cursor's and the quota's rows are locked only until
-        # the commit just after, which also makes the first reservation durable for free.
+        # the commit just after, whose disk flush the first reservation shares.
         pool = load_pool(config=config, day=day, rng=rng)
         report = SendReport(response={}, message=message, strategy=pool.strategy, region=region)
         slot = _reserve_next(pool, report, day=day) if composed.outgoing is not None else None
@@ -223,13 +223,10 @@ def send_email_report(
 
 
 def _reserve_next(pool: Pool, report: SendReport, *, day: dt.date) -> Slot | None:
-    """The next server to try, with one send reserved on it; None when none is left.
-
-    Durable: nothing else commits durably between a single send's reservation and its DATA
-    (servers/quota.py, `_take`)."""
+    """The next server to try, with one send reserved on it; None when none is left."""
     while (slot := pool.pick(report.region)) is not None:
         assert slot.server is not None
-        if quota.reserve(slot.server, 1, day=day, durable=True):
+        if quota.reserve(slot.server, 1, day=day):
             return slot
         # The snapshot thought it had room; the authoritative counter says no.
         report.tried.append(Tried(slot.name, "daily cap reached"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from .daytime import sending_day
@@ -44,69 +44,42 @@ def ensure_rows(servers: list[Server], day: dt.date | None = None) -> dict[int, 
     return rows
 
 
-def reserve(server: Server, wanted: int, *, day: dt.date | None = None, durable: bool = False) -> int:
+def reserve(server: Server, wanted: int, *, day: dt.date | None = None) -> int:
     """Reserve up to `wanted` sends for today; returns how many were granted (0 when the cap is reached).
 
-    With `durable=False` (the dispatcher, whose claim commits durably before anything is
-    sent) a reservation standing alone on PostgreSQL skips the disk flush; see `_take`. A
-    caller that sends with no durable commit in between passes `durable=True`."""
+    A reservation commits as durably as any write: a PostgreSQL crash must not forget quota
+    that a message already sent used. The dispatcher reserves inside its claim's transaction
+    and a single send inside the one that creates its Message row, so neither pays a flush
+    of its own for it."""
     if wanted <= 0:
         return 0
     day = day or sending_day()
     # The common case, a block that fits, is one statement: no read first.
-    if _take(server.pk, day, wanted, durable=durable):
+    if _take(server.pk, day, wanted):
         return wanted
     for _ in range(MAX_ATTEMPTS):
         row = Quota.objects.filter(server_id=server.pk, day=day).values_list("cap", "used").first()
         if row is None:
             sync_cap(server, day)
-            if _take(server.pk, day, wanted, durable=durable):
+            if _take(server.pk, day, wanted):
                 return wanted
             continue
         cap, used = row
         grant = min(wanted, cap - used)
         if grant <= 0:
             return 0
-        if _take(server.pk, day, grant, durable=durable):
+        if _take(server.pk, day, grant):
             return grant
         # Someone else reserved between the read and the UPDATE: read again and retry with what is left.
     return _reserve_locked(server, wanted, day)
 
 
-_TAKE_SQL = "UPDATE {table} SET used = used + %s WHERE server_id = %s AND day = %s AND used + %s <= cap{extra}"
-_TAKE_PLAIN = _TAKE_SQL.format(table=Quota._meta.db_table, extra="")
-# In PostgreSQL's implicit one-statement transaction, set_config(…, true) is SET LOCAL.
-_TAKE_ASYNC = _TAKE_SQL.format(
-    table=Quota._meta.db_table, extra=" AND set_config('synchronous_commit', 'off', true) = 'off'"
-)
-
-
-def _take(server_id: int, day: dt.date, count: int, *, durable: bool) -> bool:
-    """The conditional UPDATE itself: all of `count` or nothing, in one statement.
-
-    Unless `durable`, standing alone on PostgreSQL it commits asynchronously
-    (`synchronous_commit = off` for its own transaction only), so the row lock is held for
-    the UPDATE and not for a disk flush: that flush is what limited one row to a few
-    hundred reservations a second. The dispatcher reserves this way: no reserved send
-    leaves before its claim commits durably, and a durable commit flushes every WAL record
-    before its own, this reservation's included, so a reservation that a PostgreSQL crash
-    forgets was never used. A single send has no such commit between its reservation and
-    DATA (the "handed to the server" mark is asynchronous too), so it reserves durably:
-    its first reservation inside the transaction that creates its Message row, at no cost.
-    """
-    connection = connections[router.db_for_write(Quota)]
-    standalone = (
-        not durable
-        and connection.vendor == "postgresql"
-        and connection.get_autocommit()
-        and not connection.in_atomic_block
+def _take(server_id: int, day: dt.date, count: int) -> bool:
+    """The conditional UPDATE itself: all of `count` or nothing, in one statement."""
+    updated = Quota.objects.filter(server_id=server_id, day=day, used__lte=F("cap") - count).update(
+        used=F("used") + count
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _TAKE_ASYNC if standalone else _TAKE_PLAIN,
-            [count, server_id, connection.ops.adapt_datefield_value(day), count],
-        )
-        return cursor.rowcount == 1
+    return updated == 1
 
 
 def _reserve_locked(server: Server, wanted: int, day: dt.date) -> int:

@@ -125,42 +125,13 @@ def test_four_threads_never_reserve_past_any_cap():
     assert_caps_held(servers, totals)
 
 
-
-def _show_synchronous_commit() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW synchronous_commit")
-        return cursor.fetchone()[0]
-
-
-@pytest.mark.postgres
-def test_a_standalone_reservation_commits_asynchronously_and_only_itself():
-    """The reservation's own transaction skips the disk flush; the session keeps its setting."""
-    _require_postgres()
-    server = make_servers()["big"]
+def test_a_reservation_that_fits_is_one_conditional_update():
+    """No read first: the UPDATE's own WHERE decides, so there is nothing to race."""
     from django.test.utils import CaptureQueriesContext
 
-    assert _show_synchronous_commit() == "on"
+    server = make_servers()["big"]
     with CaptureQueriesContext(connection) as queries:
         assert quota.reserve(server, 3) == 3
-    # One statement, carrying its own transaction-local setting.
     assert len(queries) == 1
-    assert "set_config('synchronous_commit', 'off', true)" in queries[0]["sql"]
-    # SET LOCAL semantics: the session, and so every later commit, is synchronous again.
-    assert _show_synchronous_commit() == "on"
+    assert queries[0]["sql"].startswith("UPDATE") and "<=" in queries[0]["sql"]
     assert Quota.objects.get(server=server, day=sending_day()).used == 3
-
-
-@pytest.mark.postgres
-def test_a_reservation_inside_a_callers_transaction_leaves_its_commit_durable():
-    """The dispatcher reserves inside its claim's transaction: that commit must stay synchronous."""
-    from django.db import transaction
-
-    _require_postgres()
-    server = make_servers()["big"]
-    from django.test.utils import CaptureQueriesContext
-
-    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
-        assert quota.reserve(server, 5) == 5
-        assert not any("synchronous_commit" in q["sql"] for q in queries)
-        assert _show_synchronous_commit() == "on"
-    assert Quota.objects.get(server=server, day=sending_day()).used == 5
