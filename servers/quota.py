@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 
 from .daytime import sending_day
@@ -74,12 +74,17 @@ def reserve(server: Server, wanted: int, *, day: dt.date | None = None) -> int:
     return _reserve_locked(server, wanted, day)
 
 
+# Written out rather than built by the ORM: it is the hottest statement of the quota, and
+# compiling the queryset cost several times the statement itself (measured in `make bench`).
+_TAKE_SQL = f"UPDATE {Quota._meta.db_table} SET used = used + %s WHERE server_id = %s AND day = %s AND used + %s <= cap"
+
+
 def _take(server_id: int, day: dt.date, count: int) -> bool:
     """The conditional UPDATE itself: all of `count` or nothing, in one statement."""
-    updated = Quota.objects.filter(server_id=server_id, day=day, used__lte=F("cap") - count).update(
-        used=F("used") + count
-    )
-    return updated == 1
+    connection = connections[router.db_for_write(Quota)]
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKE_SQL, [count, server_id, connection.ops.adapt_datefield_value(day), count])
+        return cursor.rowcount == 1
 
 
 def _reserve_locked(server: Server, wanted: int, day: dt.date) -> int:
